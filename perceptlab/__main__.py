@@ -1,0 +1,5 @@
+import sys
+
+from perceptlab.cli import main
+
+sys.exit(main())

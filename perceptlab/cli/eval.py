@@ -1,0 +1,77 @@
+"""``perceptlab eval classifiers|prior|judge``: measure the shipped (or any registry) models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from perceptlab.cli._common import add_mnist_args, mnist_from_args
+from perceptlab.engine.device import pick_device
+from perceptlab.engine.registry import BUILTIN_CLASSIFIERS, Registry, builtin_weights_dir
+from perceptlab.engine.weights import read_config, write_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="measure classifier accuracy, prior sample quality or judge AUC")
+    p.add_argument("what", choices=["classifiers", "prior", "judge"])
+    add_mnist_args(p)
+    p.add_argument("--weights", metavar="DIR", help="weights folder (default: the shipped resources/weights)")
+    p.add_argument("--models", default=",".join(BUILTIN_CLASSIFIERS))
+    p.add_argument("-n", type=int, default=1000, help="prior: unconditional samples (default 1000)")
+    p.add_argument("--per-class", type=int, default=100, help="prior: class-conditional samples per digit")
+    p.add_argument("--steps", type=int, default=50, help="prior: DDPM inference steps (default 50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--grid", metavar="PNG", help="prior: save a 10x10 grid of samples")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--record", action="store_true", help="store the results as 'metrics' in each model's config")
+    p.set_defaults(func=run)
+
+
+def _record(folder: Path, name: str, key: str, value: dict) -> None:
+    cfg_path = folder / f"{name}.json"
+    cfg = read_config(cfg_path)
+    cfg.setdefault("metrics", {})[key] = value
+    write_json(cfg_path, cfg)
+
+
+def run(args: argparse.Namespace) -> int:
+    from perceptlab.engine import evaluate  # noqa: PLC0415
+
+    device = pick_device(args.device)
+    folder = Path(args.weights) if args.weights else builtin_weights_dir()
+    reg = Registry(folder, user_dir=folder / "_none")
+    if args.what == "classifiers":
+        data = mnist_from_args(args)
+        names = [n.strip() for n in args.models.split(",") if n.strip()]
+        result = evaluate.eval_classifiers(reg, data, names, device)
+        for name, r in result.items():
+            print(f"{name:8s} held-out accuracy {r['heldout_accuracy']:.4f} ({r['n']:,} digits)")
+            if args.record:
+                _record(folder, name, "heldout", {**r, "data": data.source})
+    elif args.what == "prior":
+        result = evaluate.eval_prior(
+            reg, args.n, args.per_class, args.steps, args.seed, device, grid_path=Path(args.grid) if args.grid else None
+        )
+        print(
+            f"unconditional ({result['n_unconditional']} samples, {result['steps']} steps): "
+            f"{result['share_confident_and_judged_digit']:.1%} confident (vgg > 0.9) and judged digit (> 0.5); "
+            f"confident {result['share_confident']:.1%}, judged digit {result['share_judged_digit']:.1%}"
+        )
+        print("class shares: " + " ".join(f"{k}:{v:.1%}" for k, v in enumerate(result["class_shares"])))
+        if "conditional_accuracy" in result:
+            print(f"class-conditional: {result['conditional_accuracy']:.1%} classified as the asked digit")
+        if args.record:
+            _record(folder, "dit", "quality", result)
+    else:
+        data = mnist_from_args(args)
+        result = evaluate.eval_judge(reg, data, device=device)
+        for kind, a in result["auc_by_kind"].items():
+            print(f"AUC real vs {kind:14s} {a:.4f}")
+        print(f"AUC all {result['auc_all']:.4f}; real digits scored > 0.5: {result['real_share_above_0.5']:.1%}")
+        if args.record:
+            _record(folder, "judge", "heldout", {**result, "data": data.source})
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0

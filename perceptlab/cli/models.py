@@ -1,0 +1,28 @@
+"""``perceptlab models``: list the registry (built-in and user models)."""
+
+from __future__ import annotations
+
+import argparse
+
+from perceptlab.engine.registry import default_registry
+from perceptlab.engine.weights import read_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the models in the registry")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    reg = default_registry()
+    entries = reg.entries()
+    if not entries:
+        print(f"no models found in {reg.builtin_dir} or {reg.user_dir}")
+        return 1
+    for name, e in entries.items():
+        cfg = read_config(e.config_path)
+        acc = cfg.get("metrics", {}).get("heldout", {}).get("heldout_accuracy")
+        extra = f"held-out accuracy {acc:.2%}" if acc is not None else ""
+        where = "built-in" if e.builtin else f"user ({e.config_path.parent})"
+        print(f"{name:10s} {e.kind:10s} {e.arch:10s} {where:10s} {extra}")
+    return 0

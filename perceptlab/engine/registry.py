@@ -1,0 +1,169 @@
+"""The model registry: names -> architecture + weights + config.
+
+Built-in models are the shipped weights in ``resources/weights`` (``dit`` prior; ``vit``, ``vgg``,
+``cornet``, ``mlp``, ``lrm`` classifiers; ``judge`` digit judge). User models (fine-tuned ones) live in a
+user folder (``$PERCEPTLAB_MODELS``, default ``~/.local/share/perceptlab/models``) with the same layout
+and appear next to the built-ins. Loaded models are cached per (name, device).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from perceptlab.engine.classifiers import ARCHITECTURES, build
+from perceptlab.engine.prior import DiTPrior, PriorConfig
+from perceptlab.engine.weights import load_into, load_weights, read_config, sha256_file
+from perceptlab.errors import PerceptLabError
+
+BUILTIN_PRIOR = "dit"
+BUILTIN_CLASSIFIERS = ("vit", "vgg", "cornet", "mlp", "lrm")
+BUILTIN_JUDGE = "judge"
+
+
+def resources_dir() -> Path:
+    """The ``resources`` folder: next to the package in a checkout, inside it in a wheel install."""
+    here = Path(__file__).resolve().parents[1]
+    for candidate in (here / "resources", here.parent / "resources"):
+        if (candidate / "weights").is_dir():
+            return candidate
+    return here.parent / "resources"
+
+
+def builtin_weights_dir() -> Path:
+    return Path(os.environ.get("PERCEPTLAB_WEIGHTS", resources_dir() / "weights"))
+
+
+def user_models_dir() -> Path:
+    default = Path.home() / ".local" / "share" / "perceptlab" / "models"
+    return Path(os.environ.get("PERCEPTLAB_MODELS", default))
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: str  # "prior" | "classifier" | "judge"
+    arch: str
+    config_path: Path
+    builtin: bool
+
+    @property
+    def weights_path(self) -> Path:
+        return self.config_path.with_suffix(".safetensors")
+
+
+class Registry:
+    """Lists and loads models by name."""
+
+    def __init__(self, builtin_dir: Path | None = None, user_dir: Path | None = None):
+        self.builtin_dir = Path(builtin_dir) if builtin_dir else builtin_weights_dir()
+        self.user_dir = Path(user_dir) if user_dir else user_models_dir()
+        self._cache: dict[tuple[str, str], torch.nn.Module] = {}
+
+    def entries(self) -> dict[str, Entry]:
+        found: dict[str, Entry] = {}
+        for folder, builtin in ((self.builtin_dir, True), (self.user_dir, False)):
+            if not folder.is_dir():
+                continue
+            for cfg_path in sorted(folder.glob("*.json")):
+                if not cfg_path.with_suffix(".safetensors").exists():
+                    continue
+                try:
+                    cfg = read_config(cfg_path)
+                except PerceptLabError:
+                    continue
+                name = cfg.get("name", cfg_path.stem)
+                if name in found and found[name].builtin and not builtin:
+                    continue  # a user model never shadows a built-in one
+                found[name] = Entry(name, cfg.get("kind", "classifier"), cfg["arch"], cfg_path, builtin)
+        return found
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return [n for n, e in self.entries().items() if kind is None or e.kind == kind]
+
+    def entry(self, name: str, kind: str | None = None) -> Entry:
+        entries = self.entries()
+        if name not in entries:
+            avail = ", ".join(self.names(kind)) or "none"
+            what = kind or "model"
+            raise PerceptLabError(
+                f"unknown {what} {name!r}",
+                fix=f"choose one of: {avail} (see 'perceptlab models')",
+            )
+        e = entries[name]
+        if kind is not None and e.kind != kind:
+            raise PerceptLabError(f"{name!r} is a {e.kind}, not a {kind}", fix=f"choose one of: {', '.join(self.names(kind))}")
+        return e
+
+    def weight_hash(self, name: str) -> str:
+        e = self.entry(name)
+        return read_config(e.config_path).get("sha256") or sha256_file(e.weights_path)
+
+    def config(self, name: str) -> dict:
+        return read_config(self.entry(name).config_path)
+
+    def load(self, name: str, device: torch.device | str = "cpu", kind: str | None = None) -> torch.nn.Module:
+        """The model in eval mode with frozen parameters (cached)."""
+        key = (name, str(device))
+        if key in self._cache:
+            return self._cache[key]
+        e = self.entry(name, kind)
+        state, cfg = load_weights(e.config_path)
+        if e.arch == "dit":
+            model = DiTPrior(PriorConfig.from_dict(cfg.get("arch_config", {})))
+        elif e.arch in ARCHITECTURES:
+            arch_config = dict(cfg.get("arch_config", {}))
+            if e.kind == "judge":
+                arch_config["num_outputs"] = 1
+            model = build(e.arch, arch_config)
+        else:
+            raise PerceptLabError(f"{e.config_path}: unknown architecture {e.arch!r}", fix="update PerceptLab")
+        load_into(model, state, e.weights_path)
+        model.to(device).eval().requires_grad_(False)
+        self._cache[key] = model
+        return model
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default
+
+
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, 28, 28) or float [-1, 1] (N, 1, 28, 28) -> float tensor in [-1, 1], (N, 1, 28, 28)."""
+    arr = np.asarray(images)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 127.5 - 1.0
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).reshape(-1, 1, 28, 28)
+
+
+@torch.no_grad()
+def predict_probs(model_name: str, images: np.ndarray, registry: Registry | None = None, batch_size: int = 1000) -> np.ndarray:
+    """Class probabilities (N, 10) of a zoo classifier on images (uint8 (N, 28, 28) or float in [-1, 1])."""
+    reg = registry or default_registry()
+    model = reg.load(model_name, kind="classifier")
+    x = images_to_tensor(images)
+    out = [torch.softmax(model(x[s : s + batch_size]), dim=1) for s in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 10), dtype=np.float32)
+
+
+@torch.no_grad()
+def judge_scores(images: np.ndarray, registry: Registry | None = None, name: str = BUILTIN_JUDGE) -> np.ndarray:
+    """Digit-likeness scores in [0, 1] from the digit judge."""
+    reg = registry or default_registry()
+    model = reg.load(name, kind="judge")
+    x = images_to_tensor(images)
+    out = [torch.sigmoid(model(x[s : s + 1000]))[:, 0] for s in range(0, len(x), 1000)]
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)

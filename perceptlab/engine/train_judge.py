@@ -1,0 +1,129 @@
+"""The digit judge: SmallVGG with one output whose sigmoid says how digit-like an image is.
+
+No human ratings ship, so by default it learns real digits (target 1) against generated non-digits
+(target 0, see ``nondigits``). With a ratings table (``stimulus, rating`` in [0, 1]) it regresses the
+ratings instead, as in the paper (soft-target binary cross-entropy).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from perceptlab.data.mnist import MnistData
+from perceptlab.engine.augment import random_affine
+from perceptlab.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from perceptlab.engine.classifiers import SmallVGG
+from perceptlab.engine.nondigits import make_nondigits
+from perceptlab.engine.weights import save_weights
+
+
+@dataclass
+class JudgeRecipe:
+    epochs: int = 4
+    lr: float = 1e-3
+    batch_size: int = 128
+    weight_decay: float = 5e-4
+    nondigits_per_kind: int = 2500
+    seed: int = 0
+
+
+@torch.no_grad()
+def judge_score_tensor(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    model.eval()
+    return torch.cat([torch.sigmoid(model(x[s : s + batch_size]))[:, 0] for s in range(0, len(x), batch_size)])
+
+
+def auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Area under the ROC curve (probability a positive outranks a negative; ties count half)."""
+    from scipy.stats import rankdata  # noqa: PLC0415
+
+    ranks = rankdata(np.concatenate([pos, neg]))
+    r_pos = ranks[: len(pos)].sum()
+    return float((r_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def train_judge(
+    data: MnistData,
+    run_dir: Path,
+    out_path: Path,
+    recipe: JudgeRecipe | None = None,
+    prior: torch.nn.Module | None = None,
+    ratings: tuple[np.ndarray, np.ndarray] | None = None,
+    device: torch.device | str = "cpu",
+) -> Iterator[dict]:
+    """Train the judge on real digits vs non-digits, or on ``ratings`` = (images [-1,1] (N,1,28,28), targets)."""
+    recipe = recipe or JudgeRecipe()
+    torch.manual_seed(recipe.seed)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    digits, _ = data.tensors()
+    if ratings is None:
+        neg, kinds = make_nondigits(recipe.nondigits_per_kind, recipe.seed, digits, prior=prior)
+        x_all = torch.cat([digits, neg])
+        y_all = torch.cat([torch.ones(len(digits)), torch.zeros(len(neg))])
+        target_desc = f"{len(digits)} real digits vs {len(neg)} non-digits ({', '.join(sorted(set(kinds)))})"
+        is_real = torch.cat([torch.ones(len(digits), dtype=torch.bool), torch.zeros(len(neg), dtype=torch.bool)])
+    else:
+        x_all = torch.as_tensor(ratings[0], dtype=torch.float32).reshape(-1, 1, 28, 28)
+        y_all = torch.as_tensor(ratings[1], dtype=torch.float32)
+        target_desc = f"{len(y_all)} rated images (regression on ratings)"
+        is_real = torch.zeros(len(y_all), dtype=torch.bool)
+    model = SmallVGG(num_outputs=1).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    ckpt = Path(run_dir) / "judge_checkpoint.safetensors"
+    n = len(y_all)
+    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    total = steps_per_epoch * recipe.epochs
+    epoch, elapsed = 0, 0.0
+    if has_checkpoint(ckpt):
+        scalars = load_checkpoint(ckpt, model, opt, generator=gen)
+        epoch, elapsed = scalars["epoch"], scalars["elapsed_s"]
+    t0 = time.monotonic() - elapsed
+    while epoch < recipe.epochs:
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        running, seen = 0.0, 0
+        for i in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + i
+            idx = perm[i * recipe.batch_size : (i + 1) * recipe.batch_size]
+            x, y = x_all[idx], y_all[idx]
+            real = is_real[idx]
+            if real.any():  # augment real digits only: the non-digit kinds stay as generated
+                x = x.clone()
+                x[real] = random_affine(x[real], gen)
+            lr = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss = F.binary_cross_entropy_with_logits(model(x.to(device))[:, 0], y.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += loss.detach().item() * len(idx)
+            seen += len(idx)
+            yield {"kind": "step", "step": step + 1, "total": total, "loss": running / seen}
+        epoch += 1
+        elapsed = time.monotonic() - t0
+        save_checkpoint(ckpt, model, opt, {"epoch": epoch, "elapsed_s": elapsed}, generator=gen)
+        yield {"kind": "epoch", "epoch": epoch, "epochs": recipe.epochs, "loss": running / seen}
+    config = {
+        "name": out_path.stem,
+        "kind": "judge",
+        "arch": "smallvgg",
+        "arch_config": {},
+        "training": {
+            **asdict(recipe),
+            "targets": target_desc,
+            "train_seconds": round(elapsed),
+            "data": data.source,
+            "data_fingerprint": data.fingerprint(),
+        },
+    }
+    save_weights(model.state_dict(), out_path, config)
+    return out_path

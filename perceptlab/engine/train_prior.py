@@ -1,0 +1,140 @@
+"""Training loop of the diffusion prior (DDPM, epsilon prediction, min-SNR weighting, EMA).
+
+``train_prior`` is a generator: it yields a small record per step and returns the path of the exported
+EMA weights. Checkpoints (safetensors) let a stopped run resume exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from perceptlab.data.mnist import MnistData
+from perceptlab.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from perceptlab.engine.prior import NULL_CLASS, DiTPrior, PriorConfig
+from perceptlab.engine.weights import save_weights
+
+
+@dataclass
+class PriorTrainConfig:
+    steps: int = 40_000
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup: int = 500
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    min_snr_gamma: float = 5.0
+    cond_drop: float = 0.15  # share of each batch trained with the null class (unconditional)
+    checkpoint_every: int = 250
+    seed: int = 0
+
+
+def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Per-sample loss weights for epsilon prediction: min(SNR, gamma) / SNR."""
+    ac = alphas_cumprod[t]
+    snr = ac / (1 - ac)
+    return torch.clamp(snr, max=gamma) / snr
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1 - decay)
+
+
+def train_prior(
+    data: MnistData,
+    run_dir: Path,
+    out_path: Path,
+    config: PriorTrainConfig | None = None,
+    prior_config: PriorConfig | None = None,
+    device: torch.device | str = "cpu",
+    max_minutes: float | None = None,
+) -> Iterator[dict]:
+    """Train (or resume) the prior on ``data`` (use ``data.train()``); yields per-step records."""
+    config = config or PriorTrainConfig()
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "prior_checkpoint.safetensors"
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    model = DiTPrior(prior_config).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = model.make_scheduler()
+    acp = scheduler.alphas_cumprod.to(device)
+    step, elapsed = 0, 0.0
+    if has_checkpoint(ckpt):
+        scalars = load_checkpoint(ckpt, model, opt, ema=ema, generator=gen)
+        step, elapsed = scalars["step"], scalars.get("elapsed_s", 0.0)
+    images, labels = data.tensors()
+    n = len(labels)
+    t_start = time.monotonic()
+    elapsed0 = elapsed
+
+    def export(final: bool) -> Path:
+        cfg = {
+            "name": out_path.stem,
+            "kind": "prior",
+            "arch": "dit",
+            "arch_config": model.config.to_dict(),
+            "training": {
+                **asdict(config),
+                "steps_done": step,
+                "train_seconds": round(elapsed),
+                "data": data.source,
+                "data_fingerprint": data.fingerprint(),
+                "n_train": n,
+                "weights": "EMA",
+                "complete": final,
+            },
+        }
+        save_weights(ema.state_dict(), out_path, cfg)
+        return out_path
+
+    def checkpoint() -> None:
+        save_checkpoint(ckpt, model, opt, {"step": step, "elapsed_s": elapsed}, ema=ema, generator=gen)
+
+    model.train()
+    try:
+        while step < config.steps:
+            idx = torch.randint(0, n, (config.batch_size,), generator=gen)
+            x0 = images[idx].to(device)
+            y = labels[idx].to(device)
+            drop = torch.rand(config.batch_size, generator=gen) < config.cond_drop
+            y = torch.where(drop.to(device), torch.full_like(y, NULL_CLASS), y)
+            t = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,), generator=gen).to(device)
+            noise = torch.randn(x0.shape, generator=gen).to(device)
+            xt = scheduler.add_noise(x0, noise, t)
+            lr = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            pred = model(xt, t, y)
+            w = min_snr_weights(acp, t, config.min_snr_gamma)
+            loss = (w * (pred - noise).pow(2).mean(dim=(1, 2, 3))).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            ema_update(ema, model, config.ema_decay if step > config.warmup else 0.0)
+            step += 1
+            elapsed = elapsed0 + time.monotonic() - t_start
+            loss_value = loss.detach().item()
+            yield {"step": step, "total": config.steps, "loss": loss_value, "lr": lr}
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"prior training diverged at step {step} (loss {loss_value})")
+            if step % config.checkpoint_every == 0:
+                checkpoint()
+                export(final=False)
+            if max_minutes is not None and elapsed - elapsed0 > max_minutes * 60:
+                break
+    finally:
+        if step > 0:
+            checkpoint()
+            export(final=step >= config.steps)
+    return out_path

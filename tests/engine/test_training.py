@@ -1,0 +1,104 @@
+"""Tiny training runs: they learn, checkpoint, resume to the same result, and export loadable weights."""
+
+import itertools
+
+import torch
+
+from perceptlab.engine.registry import Registry
+from perceptlab.engine.train_classifiers import ClassifierRecipe, evaluate_accuracy, train_classifier
+from perceptlab.engine.train_judge import JudgeRecipe, auc, train_judge
+from perceptlab.engine.train_prior import PriorTrainConfig, min_snr_weights, train_prior
+from perceptlab.engine.prior import PriorConfig
+
+TINY_PRIOR = PriorConfig(patch_size=7, num_heads=2, head_dim=8, num_layers=1)
+
+
+def _drain(gen):
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
+
+
+def test_logreg_learns_and_exports(tmp_path, builtin_mnist):
+    data = builtin_mnist.train()
+    recipe = ClassifierRecipe("logreg", epochs=3, lr=1e-2, augment=False, weight_decay=0.0, warmup_steps=5)
+    out = _drain(train_classifier("lrm", data, tmp_path / "run", tmp_path / "w" / "lrm.safetensors", recipe))
+    model = Registry(tmp_path / "w", tmp_path / "u").load("lrm")
+    assert out.exists()
+    assert evaluate_accuracy(model, builtin_mnist.held_out()) > 0.75
+
+
+def test_classifier_resume_matches_uninterrupted(tmp_path, builtin_mnist):
+    data = builtin_mnist.train().subset(slice(0, 512))
+    recipe = ClassifierRecipe("mlp", epochs=2, batch_size=128)
+    _drain(train_classifier("mlp", data, tmp_path / "a", tmp_path / "wa" / "mlp.safetensors", recipe))
+    # interrupted after the first epoch, then resumed in a new call
+    gen = train_classifier("mlp", data, tmp_path / "b", tmp_path / "wb" / "mlp.safetensors", recipe)
+    for rec in gen:
+        if rec["kind"] == "epoch":
+            break
+    gen.close()
+    _drain(train_classifier("mlp", data, tmp_path / "b", tmp_path / "wb" / "mlp.safetensors", recipe))
+    a = Registry(tmp_path / "wa", tmp_path / "u").load("mlp")
+    b = Registry(tmp_path / "wb", tmp_path / "u").load("mlp")
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb)
+
+
+def test_prior_steps_checkpoint_and_resume(tmp_path, builtin_mnist):
+    data = builtin_mnist.train().subset(slice(0, 256))
+    cfg = PriorTrainConfig(steps=6, batch_size=8, checkpoint_every=3, warmup=2)
+    gen = train_prior(data, tmp_path / "run", tmp_path / "w" / "dit.safetensors", cfg, TINY_PRIOR)
+    steps = [rec["step"] for rec in itertools.islice(gen, 4)]
+    gen.close()  # checkpoint written on close
+    assert steps == [1, 2, 3, 4]
+    rest = []
+    gen = train_prior(data, tmp_path / "run", tmp_path / "w" / "dit.safetensors", cfg, TINY_PRIOR)
+    while True:
+        try:
+            rest.append(next(gen)["step"])
+        except StopIteration:
+            break
+    assert rest == [5, 6]
+    reg = Registry(tmp_path / "w", tmp_path / "u")
+    assert reg.config("dit")["training"]["steps_done"] == 6 and reg.config("dit")["training"]["complete"]
+    prior = reg.load("dit", kind="prior")
+    assert prior(torch.zeros(1, 1, 28, 28), torch.tensor([5])).shape == (1, 1, 28, 28)
+
+
+def test_min_snr_weights_bounded():
+    acp = torch.linspace(0.9999, 0.0001, 1000)
+    w = min_snr_weights(acp, torch.arange(1000), 5.0)
+    assert (w <= 1).all() and w[0] < 0.01 and torch.isclose(w[-1], torch.tensor(1.0))
+
+
+def test_judge_learns_real_vs_nondigits(tmp_path, builtin_mnist):
+    data = builtin_mnist.train().subset(slice(0, 600))
+    recipe = JudgeRecipe(epochs=1, nondigits_per_kind=120, batch_size=64)
+    _drain(train_judge(data, tmp_path / "run", tmp_path / "w" / "judge.safetensors", recipe))
+    reg = Registry(tmp_path / "w", tmp_path / "u")
+    from perceptlab.engine.nondigits import make_nondigits
+    from perceptlab.engine.train_judge import judge_score_tensor
+
+    held, _ = builtin_mnist.held_out().subset(slice(0, 200)).tensors()
+    neg, _ = make_nondigits(40, 999, held)
+    j = reg.load("judge", kind="judge")
+    assert auc(judge_score_tensor(j, held).numpy(), judge_score_tensor(j, neg).numpy()) > 0.8
+
+
+def test_judge_regresses_ratings(tmp_path, builtin_mnist):
+    data = builtin_mnist.train().subset(slice(0, 64))
+    x, _ = data.tensors()
+    ratings = (x.numpy(), torch.linspace(0, 1, 64).numpy())
+    gen = train_judge(data, tmp_path / "run", tmp_path / "w" / "judge.safetensors", JudgeRecipe(epochs=1), ratings=ratings)
+    _drain(gen)
+    assert "regression on ratings" in Registry(tmp_path / "w", tmp_path / "u").config("judge")["training"]["targets"]
+
+
+def test_auc_basic():
+    import numpy as np
+
+    assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert auc(np.array([1.0]), np.array([1.0])) == 0.5
