@@ -8,6 +8,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from perceptlab.data.mnist import MnistData, load_mnist
+from perceptlab.names import BUILTIN_CLASSIFIERS  # noqa: F401  (re-exported for the parsers)
 
 
 def add_mnist_args(p: argparse.ArgumentParser) -> None:

@@ -6,10 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from perceptlab.cli._common import add_mnist_args, mnist_from_args
-from perceptlab.engine.device import pick_device
-from perceptlab.engine.registry import BUILTIN_CLASSIFIERS, Registry, builtin_weights_dir
-from perceptlab.engine.weights import read_config, write_json
+from perceptlab.cli._common import BUILTIN_CLASSIFIERS, add_mnist_args, mnist_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _record(folder: Path, name: str, key: str, value: dict) -> None:
+    from perceptlab.engine.weights import read_config, write_json  # noqa: PLC0415
+
     cfg_path = folder / f"{name}.json"
     cfg = read_config(cfg_path)
     cfg.setdefault("metrics", {})[key] = value
@@ -38,6 +37,8 @@ def _record(folder: Path, name: str, key: str, value: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from perceptlab.engine import evaluate  # noqa: PLC0415
+    from perceptlab.engine.device import pick_device  # noqa: PLC0415
+    from perceptlab.engine.registry import Registry, builtin_weights_dir  # noqa: PLC0415
 
     device = pick_device(args.device)
     folder = Path(args.weights) if args.weights else builtin_weights_dir()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from perceptlab.engine.registry import default_registry
-from perceptlab.engine.weights import read_config
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the models in the registry")
@@ -14,6 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from perceptlab.engine.registry import default_registry  # noqa: PLC0415
+    from perceptlab.engine.weights import read_config  # noqa: PLC0415
+
     reg = default_registry()
     entries = reg.entries()
     if not entries:

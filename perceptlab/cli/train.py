@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from perceptlab.cli._common import add_mnist_args, drive, mnist_from_args
-from perceptlab.engine.device import describe, pick_device
-from perceptlab.engine.registry import BUILTIN_CLASSIFIERS, builtin_weights_dir
+from perceptlab.cli._common import BUILTIN_CLASSIFIERS, add_mnist_args, drive, mnist_from_args
 from perceptlab.errors import PerceptLabError
 
 
@@ -33,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace  # noqa: PLC0415
+
+    from perceptlab.engine.device import describe, pick_device  # noqa: PLC0415
+    from perceptlab.engine.registry import builtin_weights_dir  # noqa: PLC0415
 
     device = pick_device(args.device)
     data = mnist_from_args(args)

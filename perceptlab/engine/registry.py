@@ -20,9 +20,7 @@ from perceptlab.engine.prior import DiTPrior, PriorConfig
 from perceptlab.engine.weights import load_into, load_weights, read_config, sha256_file
 from perceptlab.errors import PerceptLabError
 
-BUILTIN_PRIOR = "dit"
-BUILTIN_CLASSIFIERS = ("vit", "vgg", "cornet", "mlp", "lrm")
-BUILTIN_JUDGE = "judge"
+from perceptlab.names import BUILTIN_CLASSIFIERS, BUILTIN_JUDGE, BUILTIN_PRIOR  # noqa: F401
 
 
 def resources_dir() -> Path:

@@ -1,0 +1,5 @@
+"""Registry names that scripts rely on (DESIGN §4), importable without torch."""
+
+BUILTIN_PRIOR = "dit"
+BUILTIN_CLASSIFIERS = ("vit", "vgg", "cornet", "mlp", "lrm")
+BUILTIN_JUDGE = "judge"
