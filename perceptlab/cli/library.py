@@ -1,0 +1,100 @@
+"""``perceptlab library``: create, inspect, curate and export stimulus libraries headless."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from perceptlab.data.export import export_csv, export_jspsych
+from perceptlab.data.library import STATUSES, StimulusLibrary
+from perceptlab.errors import PerceptLabError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``library`` command and its subcommands."""
+    parser = subparsers.add_parser(
+        "library",
+        help="create, inspect, curate and export a stimulus library",
+        description="Work with a stimulus library folder (library.sqlite + images/ + manifest.csv).",
+    )
+    sub = parser.add_subparsers(dest="library_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("create", help="create an empty library in a new or empty folder")
+    p.add_argument("dir", type=Path, help="library folder")
+    p.set_defaults(func=_create)
+
+    p = sub.add_parser("info", help="counts by status, mode and target pair")
+    p.add_argument("dir", type=Path, help="library folder")
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("export", help="export stimuli as CSV + PNGs or as a jsPsych experiment")
+    p.add_argument("dir", type=Path, help="library folder")
+    p.add_argument("--format", choices=("csv", "jspsych"), required=True, help="what to write")
+    p.add_argument("--out", type=Path, required=True, help="output folder (new, empty, or a previous export)")
+    p.add_argument("--status", choices=STATUSES, help="only stimuli with this curation status")
+    p.add_argument("--fixation-ms", type=int, default=300, help="jspsych: fixation cross duration (300)")
+    p.add_argument("--stimulus-ms", type=int, default=200, help="jspsych: image duration (200)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("set-status", help="set the curation status of stimuli")
+    p.add_argument("dir", type=Path, help="library folder")
+    p.add_argument("ids", nargs="+", metavar="ID", help="stimulus ids, e.g. s000001")
+    p.add_argument("--status", choices=STATUSES, required=True, help="new curation status")
+    p.set_defaults(func=_set_status)
+
+    p = sub.add_parser("tag", help="add or remove tags on stimuli")
+    p.add_argument("dir", type=Path, help="library folder")
+    p.add_argument("ids", nargs="+", metavar="ID", help="stimulus ids, e.g. s000001")
+    p.add_argument("--add", action="append", default=[], metavar="TAG", help="tag to add (repeatable)")
+    p.add_argument("--remove", action="append", default=[], metavar="TAG", help="tag to remove (repeatable)")
+    p.set_defaults(func=_tag)
+
+
+def _create(args: argparse.Namespace) -> int:
+    with StimulusLibrary.create(args.dir) as lib:
+        print(f"created an empty library in {lib.path}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    with StimulusLibrary.open(args.dir) as lib:
+        info = lib.summary()
+    print(f"library {args.dir}: {info['total']} stimuli")
+    for title, key in (("status", "by_status"), ("mode", "by_mode"), ("pair (a-b)", "by_pair")):
+        counts = ", ".join(f"{k} {v}" for k, v in info[key].items()) or "-"
+        print(f"  {title}: {counts}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with StimulusLibrary.open(args.dir) as lib:
+        if args.format == "csv":
+            path = export_csv(lib, args.out, status=args.status)
+        else:
+            path = export_jspsych(
+                lib, args.out, status=args.status, fixation_ms=args.fixation_ms, stimulus_ms=args.stimulus_ms
+            )
+    print(f"wrote {path}")
+    if args.format == "jspsych":
+        print(f"fill {path.parent / 'jspsych'}/ with jsPsych 8 as {path.parent / 'README.md'} explains")
+    return 0
+
+
+def _set_status(args: argparse.Namespace) -> int:
+    with StimulusLibrary.open(args.dir) as lib:
+        old = lib.set_status(args.ids, args.status)
+    changed = sum(v != args.status for v in old.values())
+    print(f"{len(old)} stimuli now {args.status} ({changed} changed)")
+    return 0
+
+
+def _tag(args: argparse.Namespace) -> int:
+    if not args.add and not args.remove:
+        raise PerceptLabError("nothing to do", "give --add TAG and/or --remove TAG")
+    with StimulusLibrary.open(args.dir) as lib:
+        if args.add:
+            lib.add_tags(args.ids, args.add)
+        if args.remove:
+            lib.remove_tags(args.ids, args.remove)
+    print(f"updated the tags of {len(set(args.ids))} stimuli")
+    return 0
