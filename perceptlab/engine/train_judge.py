@@ -27,11 +27,11 @@ from perceptlab.engine.weights import save_weights
 
 @dataclass
 class JudgeRecipe:
-    epochs: int = 4
+    epochs: int = 2
     lr: float = 1e-3
     batch_size: int = 128
     weight_decay: float = 5e-4
-    nondigits_per_kind: int = 2500
+    nondigits_per_kind: int = 1500
     seed: int = 0
 
 
