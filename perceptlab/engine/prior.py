@@ -71,7 +71,8 @@ class DiTPrior(nn.Module):
 
 
 def make_scheduler(config: PriorConfig) -> DDPMScheduler:
-    """The DDPM scheduler of a prior. ``clip_sample`` is off: the guided sampler clamps x0 itself."""
+    """The DDPM scheduler of a prior. ``clip_sample`` is off: the guided sampler clamps x0 itself.
+    Trailing timestep spacing: the first of 50 inference steps is t = 999 (pure noise), not t = 980."""
     return DDPMScheduler(
         num_train_timesteps=config.num_train_timesteps,
         beta_schedule=config.beta_schedule,
@@ -80,6 +81,7 @@ def make_scheduler(config: PriorConfig) -> DDPMScheduler:
         clip_sample=False,
         prediction_type="epsilon",
         variance_type="fixed_small",
+        timestep_spacing="trailing",
     )
 
 

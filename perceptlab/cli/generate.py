@@ -1,0 +1,202 @@
+"""``perceptlab generate``: boundary stimuli into a library, headless, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from perceptlab.errors import PerceptLabError
+
+# Copies of engine constants, so that building the parser (every `perceptlab` call) imports no torch;
+# tests/test_cli_generate.py checks that they match perceptlab.engine.sampler.
+MODES = ("uncertainty", "controversial")
+GRAD_MODES = ("full", "x0")
+PRESETS = ("paper", "fast", "draft")
+DEFAULT_PRESET = "fast"
+
+_PAIR_RE = re.compile(r"^\s*(\d)\s*-\s*(\d)\s*$")
+_PAIR_FIX = "write pairs as a-b with two different digits 0-9, separated by commas, e.g. --pairs 3-5,4-9"
+
+
+def parse_pairs(text: str) -> list[tuple[int, int]]:
+    """'3-5,4-9' -> [(3, 5), (4, 9)]; anything else is a PerceptLabError naming the bad item."""
+    pairs = []
+    for item in text.split(","):
+        m = _PAIR_RE.match(item)
+        if not m or m.group(1) == m.group(2):
+            raise PerceptLabError(f"bad pair {item.strip()!r}", _PAIR_FIX)
+        pair = (int(m.group(1)), int(m.group(2)))
+        if pair not in pairs:
+            pairs.append(pair)
+    return pairs
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate images on classifier decision boundaries into a stimulus library",
+        description=(
+            "Classifier-guided diffusion (BAM): sample images for target pairs a-b, score them with every "
+            "zoo classifier and the digit judge, apply the acceptance filter and store them in a library. "
+            "Explicit options override the preset."
+        ),
+    )
+    p.add_argument("--mode", choices=MODES, default="uncertainty", help="guidance mode (default uncertainty)")
+    p.add_argument("--classifier", required=True, metavar="NAME", help="guiding classifier (classifier 1)")
+    p.add_argument("--classifier2", metavar="NAME", help="controversial mode: classifier pushed toward b")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pairs", metavar="A-B,...", help="target pairs, e.g. 3-5,4-9")
+    which.add_argument(
+        "--all-pairs", action="store_true", help="all 45 pairs (all 90 ordered pairs in controversial mode)"
+    )
+    p.add_argument("--per-pair", type=int, default=1, metavar="N", help="stimuli asked per pair (default 1)")
+    p.add_argument(
+        "--library", required=True, type=Path, metavar="DIR", help="library folder (created if new or empty)"
+    )
+    p.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, help=f"default {DEFAULT_PRESET}")
+    p.add_argument("--gamma", type=float, help="guidance strength (paper 0.1)")
+    p.add_argument("--steps", type=int, help="inference steps (paper 50)")
+    p.add_argument("--resample", type=int, help="resampling rounds per step (paper 5)")
+    p.add_argument("--grad", choices=GRAD_MODES, help="full: through the denoiser (paper); x0: cheaper")
+    p.add_argument("--judge-weight", type=float, help="weight of the judge penalty (1 = paper, 0 = off)")
+    p.add_argument("--reference", metavar="ID", help="library stimulus to stay close to (pixel constraint)")
+    p.add_argument("--alpha", type=float, help="pixel-constraint strength (paper 50)")
+    p.add_argument("--condition", help="condition the prior: a, b (the target class) or a digit 0-9")
+    p.add_argument("--seed", type=int, help="base seed (default: random, recorded with every stimulus)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--batch-size", type=int, help="images sampled together (default 64)")
+    p.add_argument("--regenerate-rejects", action="store_true", help="re-sample rejected targets until they pass")
+    p.add_argument("--max-rounds", type=int, default=10, help="regeneration rounds at most (default 10)")
+    p.add_argument(
+        "--keep-rejects",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="store rejected images too (passed=false); default: yes, but no with --regenerate-rejects",
+    )
+    f = p.add_argument_group("acceptance filter")
+    f.add_argument("--filter", choices=("paper", "percentile"), default="paper", help="default paper (DESIGN §2)")
+    f.add_argument("--min-prob", type=float, default=0.4, help="uncertainty: both pair probabilities above (0.4)")
+    f.add_argument("--min-confidence", type=float, default=0.9, help="controversial: max probabilities above (0.9)")
+    f.add_argument("--min-judge", type=float, default=0.5, help="judge score above (0.5); negative: no judge check")
+    f.add_argument("--percentile", type=float, default=75.0, help="percentile filter: q (75, as varEmotion)")
+    f.add_argument("--mnist", metavar="DIR", help="percentile filter: reference MNIST folder (default built-in subset)")
+    p.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace):
+    from perceptlab.engine.generate import all_pairs  # noqa: PLC0415
+    from perceptlab.engine.sampler import SamplerSettings  # noqa: PLC0415
+
+    pairs = all_pairs(ordered=args.mode == "controversial") if args.all_pairs else parse_pairs(args.pairs)
+    overrides = {
+        k: getattr(args, k)
+        for k in ("gamma", "steps", "resample", "grad", "judge_weight", "reference", "alpha", "batch_size", "seed")
+        if getattr(args, k) is not None
+    }
+    if args.condition not in (None, "none"):
+        overrides["condition"] = args.condition
+    settings = SamplerSettings.from_preset(
+        args.preset, mode=args.mode, pairs=pairs, classifier=args.classifier, classifier2=args.classifier2, **overrides
+    ).validate()
+    if settings.mode == "controversial" and settings.classifier2 == settings.classifier:
+        raise PerceptLabError(
+            "controversial mode needs two different classifiers", "pick another --classifier2 (see 'perceptlab models')"
+        )
+    if args.per_pair < 1:
+        raise PerceptLabError(f"--per-pair {args.per_pair}", "ask for at least 1 stimulus per pair")
+    return settings
+
+
+def _filters(args: argparse.Namespace, settings, registry):
+    from perceptlab.engine.filters import FilterSettings, percentile_thresholds  # noqa: PLC0415
+
+    filters = FilterSettings(
+        kind=args.filter,
+        min_prob=args.min_prob,
+        min_confidence=args.min_confidence,
+        min_judge=None if args.min_judge < 0 else args.min_judge,
+        percentile=args.percentile,
+    ).validate()
+    if filters.kind == "percentile":
+        from perceptlab.data.mnist import load_mnist  # noqa: PLC0415
+        from perceptlab.engine.registry import predict_probs  # noqa: PLC0415
+
+        data = load_mnist(args.mnist)
+        names = {settings.classifier, settings.classifier2} - {None}
+        filters.thresholds = {
+            n: percentile_thresholds(predict_probs(n, data.images, registry), filters.percentile).tolist()
+            for n in sorted(names)
+        }
+        print(f"percentile filter: {filters.percentile:g}th percentiles over {data.source}")
+    return filters
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
+    from perceptlab.engine.device import describe, pick_device  # noqa: PLC0415
+    from perceptlab.engine.generate import expand_targets, generate, resolve_seed  # noqa: PLC0415
+    from perceptlab.engine.registry import default_registry  # noqa: PLC0415
+
+    settings = _settings(args)
+    if args.max_rounds < 1:
+        raise PerceptLabError(f"--max-rounds {args.max_rounds}", "use at least 1 round")
+    registry = default_registry()
+    registry.entry(settings.classifier, "classifier")
+    if settings.mode == "controversial":
+        registry.entry(settings.classifier2, "classifier")
+    registry.entry(settings.prior, "prior")
+    if settings.judge_weight > 0 or args.min_judge >= 0:
+        registry.entry(settings.judge, "judge")
+    device = pick_device(args.device)
+    settings = settings.replace(seed=resolve_seed(settings.seed))
+    targets = expand_targets(settings.pairs, args.per_pair)
+    with StimulusLibrary.open_or_create(args.library) as lib:
+        if settings.reference is not None and settings.reference not in lib:
+            raise PerceptLabError(
+                f"no stimulus {settings.reference!r} in the library {lib.path}",
+                "pass the id of a stimulus of this library as --reference (manifest.csv lists them, e.g. s000001)",
+            )
+        filters = _filters(args, settings, registry)
+        who = settings.classifier + (f" vs {settings.classifier2}" if settings.mode == "controversial" else "")
+        print(
+            f"{settings.mode} guidance with {who}: {len(targets)} stimuli ({len(settings.pairs)} pair(s) x "
+            f"{args.per_pair}); preset {settings.preset} - {settings.steps} steps, R={settings.resample}, "
+            f"gamma {settings.gamma:g}, grad {settings.grad}; base seed {settings.seed}; {describe(device)}"
+        )
+        job = generate(
+            settings,
+            targets,
+            filters=filters,
+            registry=registry,
+            library=lib,
+            device=device,
+            regenerate=args.regenerate_rejects,
+            max_rounds=args.max_rounds,
+            keep_rejects=args.keep_rejects,
+        )
+        bar = tqdm(total=len(targets), desc="generating", unit="img", dynamic_ncols=True)
+        try:
+            while True:
+                rec = next(job)
+                bar.total = round(rec["planned"])
+                bar.set_postfix(round=rec["round"], accepted=rec["accepted"], refresh=False)
+                bar.update(round(rec["done"], 1) - bar.n)
+        except StopIteration as stop:
+            summary = stop.value
+        finally:
+            bar.close()
+            job.close()
+        print(
+            f"generated {summary.generated} images in {summary.seconds:.1f} s ({summary.seconds_per_image:.2f} s/image); "
+            f"accepted {summary.accepted} ({summary.acceptance_rate:.1%}); "
+            f"stored {len(summary.ids)} in {lib.path}"
+        )
+    if summary.invalid:
+        print(f"{summary.invalid} images diverged and were dropped (first: {summary.invalid_reasons[0]})")
+    if summary.unfilled:
+        hint = "; more --max-rounds or a larger --gamma may help" if args.regenerate_rejects else ""
+        print(f"{summary.unfilled} of {summary.asked} asked stimuli have no accepted image{hint}")
+    return 0

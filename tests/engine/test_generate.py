@@ -1,0 +1,201 @@
+"""Generation jobs: the regenerate-rejects loop with fake samplers, and real (tiny) jobs into a library."""
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from perceptlab.data.images import float_to_uint8
+from perceptlab.data.library import Stimulus, StimulusLibrary
+from perceptlab.engine.classifiers import build
+from perceptlab.engine.filters import FilterSettings, rejudge
+from perceptlab.engine.generate import (
+    BatchOutcome,
+    all_pairs,
+    expand_targets,
+    fill_targets,
+    generate,
+)
+from perceptlab.engine.prior import DiTPrior, PriorConfig
+from perceptlab.engine.registry import Registry
+from perceptlab.engine.sampler import SamplerSettings, load_models, sample_batch
+from perceptlab.engine.weights import save_weights
+from perceptlab.errors import PerceptLabError
+
+
+def make_tiny_weights(folder: Path) -> Path:
+    """A tiny prior ``dit``, classifiers ``vgg`` (MLP) and ``lrm``, and a ``judge``, randomly initialised."""
+    torch.manual_seed(0)
+    prior = DiTPrior(PriorConfig(patch_size=7, num_heads=2, head_dim=8, num_layers=1))
+    save_weights(
+        prior.state_dict(), folder / "dit.safetensors",
+        {"name": "dit", "kind": "prior", "arch": "dit", "arch_config": prior.config.to_dict()},
+    )  # fmt: skip
+    for name, arch in (("vgg", "mlp"), ("lrm", "logreg")):
+        save_weights(
+            build(arch).state_dict(), folder / f"{name}.safetensors",
+            {"name": name, "kind": "classifier", "arch": arch, "arch_config": {}},
+        )  # fmt: skip
+    save_weights(
+        build("logreg", {"num_outputs": 1}).state_dict(), folder / "judge.safetensors",
+        {"name": "judge", "kind": "judge", "arch": "logreg", "arch_config": {}},
+    )  # fmt: skip
+    return folder
+
+
+def _run(gen):
+    records = []
+    try:
+        while True:
+            records.append(next(gen))
+    except StopIteration as stop:
+        return records, stop.value
+
+
+def _fake_runner(passes):
+    """A batch runner that passes image i when ``passes(seed)``, with one progress record per batch."""
+    batches = []
+
+    def run(pairs, seeds):
+        batches.append(list(seeds))
+        yield {"kind": "step", "step": 1, "total": 1}
+        ok = [passes(s) for s in seeds]
+        recs = [
+            Stimulus(mode="uncertainty", class_a=a, class_b=b, seed=s, passed=p)
+            for (a, b), s, p in zip(pairs, seeds, ok)
+        ]
+        images = np.zeros((len(recs), 28, 28), np.uint8)
+        return BatchOutcome(passed=ok, records=recs, images=images)
+
+    return run, batches
+
+
+def test_always_failing_sampler_respects_the_budget():
+    run, batches = _fake_runner(lambda s: False)
+    targets = expand_targets([(3, 5), (4, 9)], 3)
+    records, summary = _run(fill_targets(targets, run, batch_size=4, base_seed=100, regenerate=True, max_rounds=3))
+    assert summary.rounds == 3 and summary.generated == 18 and summary.accepted == 0
+    assert summary.unfilled == 6 and summary.acceptance_rate == 0.0
+    seeds = [s for b in batches for s in b]
+    assert seeds == list(range(100, 118))  # every generated image has its own seed
+    assert [r["kind"] for r in records].count("batch") == len(batches) == 6
+    assert records[-1]["planned"] == 18
+
+
+def test_sometimes_passing_sampler_fills_every_target():
+    run, batches = _fake_runner(lambda s: s % 3 == 0)
+    targets = expand_targets(all_pairs()[:5], 2)
+    stored = []
+    records, summary = _run(
+        fill_targets(
+            targets,
+            run,
+            batch_size=4,
+            base_seed=0,
+            regenerate=True,
+            max_rounds=10,
+            store=lambda o: stored.append(o) or [],
+        )
+    )
+    assert summary.unfilled == 0 and summary.accepted == 10 and summary.rounds > 1
+    assert summary.acceptance_rate == pytest.approx(10 / summary.generated)
+    assert len(stored) == len(batches)  # committed batch by batch
+    # each round samples exactly the targets rejected in the round before
+    ends = {0: {"generated": 0, "accepted": 0}} | {r["round"]: r for r in records if r["kind"] == "batch"}
+    per_round = [
+        (ends[r]["generated"] - ends[r - 1]["generated"], ends[r]["accepted"] - ends[r - 1]["accepted"])
+        for r in range(1, summary.rounds + 1)
+    ]
+    assert per_round[0][0] == 10
+    for (gen, acc), (next_gen, _) in itertools.pairwise(per_round):
+        assert next_gen == gen - acc
+
+
+def test_without_regeneration_there_is_one_round():
+    run, batches = _fake_runner(lambda s: False)
+    _, summary = _run(fill_targets([(3, 5)] * 5, run, batch_size=2, base_seed=0, max_rounds=10))
+    assert summary.rounds == 1 and summary.generated == 5 and len(batches) == 3
+
+
+def test_a_crash_keeps_the_batches_already_committed(tmp_path):
+    calls = []
+
+    def run(pairs, seeds):
+        calls.append(seeds)
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        yield {"kind": "step", "step": 1, "total": 1}
+        recs = [
+            Stimulus(mode="uncertainty", class_a=a, class_b=b, seed=s, passed=True) for (a, b), s in zip(pairs, seeds)
+        ]
+        return BatchOutcome([True] * len(recs), recs, np.zeros((len(recs), 28, 28), np.uint8))
+
+    with StimulusLibrary.open_or_create(tmp_path / "lib") as lib:
+        with pytest.raises(RuntimeError):
+            _run(
+                fill_targets([(3, 5)] * 4, run, batch_size=2, base_seed=0, store=lambda o: lib.add(o.records, o.images))
+            )
+        assert len(lib) == 2
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    folder = make_tiny_weights(tmp_path_factory.mktemp("weights"))
+    return Registry(builtin_dir=folder, user_dir=folder / "u")
+
+
+SETTINGS = SamplerSettings(classifier="vgg", steps=3, resample=2, gamma=0.2, grad="x0", batch_size=4, seed=42)
+
+
+def test_generate_into_a_library_and_read_back(registry, tmp_path):
+    targets = expand_targets([(3, 5), (4, 9)], 3)
+    with StimulusLibrary.open_or_create(tmp_path / "lib") as lib:
+        records, summary = _run(generate(SETTINGS, targets, registry=registry, library=lib))
+        assert summary.generated == 6 and summary.rounds == 1
+        assert len(lib) == len(summary.ids) == 6 - summary.invalid  # without regeneration rejects are kept
+        stored = lib.records()
+        images = np.stack([lib.image(i) for i in summary.ids])
+    assert {r["kind"] for r in records} == {"step", "batch"}
+    assert [r.seed for r in stored] == list(range(42, 48))
+    hashes = {n: registry.weight_hash(n) for n in ("dit", "vgg", "lrm", "judge")}
+    for rec in stored:
+        assert rec.settings["sampler"]["seed"] == 42 and rec.settings["sampler"]["steps"] == 3
+        assert rec.settings["filter"]["min_prob"] == 0.4
+        assert rec.weight_hashes == hashes
+        assert set(rec.probs) == {"vgg", "lrm"}
+        assert rec.p_a == pytest.approx(rec.probs["vgg"][rec.class_a])
+        assert rec.p_b == pytest.approx(rec.probs["vgg"][rec.class_b])
+        assert 0 <= rec.judge <= 1 and rec.status == "new"
+        v = rejudge(rec, FilterSettings())
+        assert (v.passed, v.reason) == (rec.passed, rec.reason)
+
+    # the same settings and seed make the same images; one image is remade alone from its seed
+    with StimulusLibrary.open_or_create(tmp_path / "lib2") as lib2:
+        _, again = _run(generate(SETTINGS, targets, registry=registry, library=lib2))
+        np.testing.assert_array_equal(images, np.stack([lib2.image(i) for i in again.ids]))
+    rec = stored[4]
+    models = load_models(SETTINGS, registry, "cpu")
+    _, alone = _run(sample_batch(SETTINGS, models, [(rec.class_a, rec.class_b)], [rec.seed]))
+    diff = np.abs(float_to_uint8(alone.images.numpy()[0, 0]).astype(int) - images[4].astype(int))
+    assert diff.max() <= 1
+
+
+def test_regenerate_stores_only_accepted_and_reference_is_checked(registry, tmp_path):
+    lenient = FilterSettings(min_prob=0.0, require_top_two=False, min_judge=None)
+    strict = FilterSettings(min_prob=0.99)
+    with StimulusLibrary.open_or_create(tmp_path / "lib") as lib:
+        _, ok = _run(generate(SETTINGS, [(3, 5)] * 2, filters=lenient, registry=registry, library=lib, regenerate=True))
+        assert ok.accepted == 2 and ok.unfilled == 0 and len(lib) == 2
+        _, bad = _run(
+            generate(
+                SETTINGS, [(3, 5)] * 2, filters=strict, registry=registry, library=lib, regenerate=True, max_rounds=2
+            )
+        )
+        assert bad.generated == 4 and bad.accepted == 0 and bad.unfilled == 2 and len(lib) == 2
+        ref = lib.ids()[0]
+        _, with_ref = _run(generate(SETTINGS.replace(reference=ref), [(3, 5)], registry=registry, library=lib))
+        assert lib.get(with_ref.ids[0]).settings["sampler"]["reference"] == ref
+        with pytest.raises(PerceptLabError, match="no stimulus"):
+            _run(generate(SETTINGS.replace(reference="s999999"), [(3, 5)], registry=registry, library=lib))

@@ -1,0 +1,168 @@
+"""``perceptlab generate``: a tiny run end to end, and one-line errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import perceptlab.engine.registry as registry_module
+from perceptlab.cli import bench as cli_bench
+from perceptlab.cli import generate as cli_generate
+from perceptlab.cli import main
+from perceptlab.cli.generate import parse_pairs
+from perceptlab.data.library import StimulusLibrary
+from perceptlab.errors import PerceptLabError
+from tests.engine.test_generate import make_tiny_weights
+
+FAST = ["--steps", "2", "--resample", "1", "--batch-size", "2", "--seed", "1"]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return make_tiny_weights(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture()
+def env(weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("PERCEPTLAB_WEIGHTS", str(weights))
+    monkeypatch.setenv("PERCEPTLAB_MODELS", str(tmp_path / "user_models"))
+    monkeypatch.setattr(registry_module, "_default", None)
+    return tmp_path
+
+
+def _error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    return err
+
+
+def test_generate_end_to_end(env, capsys):
+    lib = env / "lib"
+    argv = ["generate", "--classifier", "vgg", "--pairs", "3-5,4-9", "--per-pair", "2", "--library", str(lib), *FAST]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "generated 4 images" in out and "accepted" in out and "s/image" in out
+    with StimulusLibrary.open(lib) as opened:
+        recs = opened.records()
+    assert len(recs) == 4 and {r.seed for r in recs} == {1, 2, 3, 4}
+    assert {(r.class_a, r.class_b) for r in recs} == {(3, 5), (4, 9)}
+    assert recs[0].settings["sampler"]["preset"] == "fast" and recs[0].steps == 2
+
+
+def test_controversial_with_regeneration(env, capsys):
+    argv = [
+        "generate", "--mode", "controversial", "--classifier", "vgg", "--classifier2", "lrm", "--pairs", "3-5",
+        "--library", str(env / "lib"), "--regenerate-rejects", "--max-rounds", "2", *FAST,
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "vgg vs lrm" in out
+
+
+@pytest.mark.parametrize("bad", ["3-3", "3-12", "35", "a-b"])
+def test_bad_pair(env, capsys, bad):
+    err = _error(capsys, ["generate", "--classifier", "vgg", "--pairs", f"4-9,{bad}", "--library", str(env / "l")])
+    assert repr(bad) in err and "a-b with two different digits 0-9" in err
+
+
+def test_parse_pairs():
+    assert parse_pairs("3-5, 4-9,3-5") == [(3, 5), (4, 9)]
+    with pytest.raises(PerceptLabError):
+        parse_pairs("")
+
+
+def test_unknown_classifier_lists_the_available_ones(env, capsys):
+    err = _error(capsys, ["generate", "--classifier", "resnet", "--pairs", "3-5", "--library", str(env / "l")])
+    assert "resnet" in err and "lrm" in err and "vgg" in err
+
+
+def test_controversial_needs_classifier2(env, capsys):
+    argv = ["generate", "--mode", "controversial", "--classifier", "vgg", "--pairs", "3-5", "--library", str(env / "l")]
+    assert "--classifier2" in _error(capsys, argv)
+
+
+def test_folder_that_is_not_a_library(env, capsys):
+    folder = env / "photos"
+    folder.mkdir()
+    (folder / "cat.png").write_bytes(b"x")
+    err = _error(capsys, ["generate", "--classifier", "vgg", "--pairs", "3-5", "--library", str(folder)])
+    assert "not a PerceptLab library" in err and "pick an empty folder" in err
+
+
+def test_read_only_library(env, capsys, monkeypatch):
+    lib = env / "lib"
+    StimulusLibrary.create(lib).close()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != lib and real_access(p, mode, **kw))
+    err = _error(capsys, ["generate", "--classifier", "vgg", "--pairs", "3-5", "--library", str(lib)])
+    assert "read-only" in err and "make it writable" in err
+
+
+def test_unknown_reference(env, capsys):
+    argv = [
+        "generate",
+        "--classifier",
+        "vgg",
+        "--pairs",
+        "3-5",
+        "--library",
+        str(env / "lib"),
+        "--reference",
+        "s000042",
+    ]
+    err = _error(capsys, argv)
+    assert "s000042" in err and "--reference" in err
+
+
+def test_percentile_filter_stores_its_thresholds(env, capsys):
+    lib, ref = env / "lib", env / "ref.npz"
+    rng = np.random.default_rng(0)
+    np.savez(ref, x_test=rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), y_test=np.arange(40) % 10)
+    argv = ["generate", "--classifier", "vgg", "--pairs", "3-5", "--library", str(lib), "--filter", "percentile"]
+    assert main([*argv, "--mnist", str(ref), *FAST]) == 0
+    assert "75th percentiles" in capsys.readouterr().out
+    with StimulusLibrary.open(lib) as opened:
+        rec = opened.records()[0]
+    filt = rec.settings["filter"]
+    assert filt["kind"] == "percentile" and len(filt["thresholds"]["vgg"]) == 10
+
+
+def test_bench_prints_a_table_and_json(env, capsys):
+    out_json = env / "bench.json"
+    assert main(["bench", "--presets", "draft", "--batch-size", "3", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "s/image" in out and "draft" in out
+    row = json.loads(out_json.read_text())["results"][0]
+    assert row["preset"] == "draft" and row["images"] == 3
+    assert {"seconds_per_image", "acceptance_rate", "accepted_per_minute", "top2_share_accepted"} <= set(row)
+    assert _error(capsys, ["bench", "--presets", "turbo"]).endswith("choose from: paper, fast, draft")
+
+
+def test_bench_stops_a_preset_that_overruns_the_budget(env, capsys):
+    out_json = env / "bench.json"
+    argv = ["bench", "--presets", "draft", "--batch-size", "2", "--budget-minutes", "1e-6", "--json", str(out_json)]
+    assert main(argv) == 0
+    assert "draft: stopped after 2 of 10 steps" in capsys.readouterr().out
+    row = json.loads(out_json.read_text())["results"][0]
+    assert row["images"] == 0 and row["seconds_per_image"] > 0 and "acceptance_rate" not in row
+
+
+def test_cli_constants_match_the_engine():
+    from perceptlab.engine import sampler
+    from perceptlab.engine.bench import DEFAULT_BENCH_PRESETS
+    from perceptlab.engine.guidance import MODES
+
+    assert cli_generate.MODES == MODES and cli_generate.GRAD_MODES == sampler.GRAD_MODES
+    assert cli_generate.PRESETS == tuple(sampler.PRESETS) and cli_generate.DEFAULT_PRESET == sampler.DEFAULT_PRESET
+    assert tuple(cli_bench.DEFAULT_ORDER.split(",")) == DEFAULT_BENCH_PRESETS
+
+
+def test_cli_modules_import_no_torch():
+    code = "import sys, perceptlab.cli.generate, perceptlab.cli.bench; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.stdout.strip() == "False", out.stderr
