@@ -29,9 +29,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _stop_gracefully() -> None:
+    """SIGTERM and SIGINT (also when a background shell ignored it) stop training through
+    KeyboardInterrupt, so the training generators write their checkpoint on the way out."""
+    import signal  # noqa: PLC0415
+
+    def stop(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace  # noqa: PLC0415
 
+    _stop_gracefully()
     from perceptlab.engine.device import describe, pick_device  # noqa: PLC0415
     from perceptlab.engine.registry import builtin_weights_dir  # noqa: PLC0415
 

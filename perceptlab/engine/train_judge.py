@@ -25,6 +25,9 @@ from perceptlab.engine.nondigits import make_nondigits
 from perceptlab.engine.weights import save_weights
 
 
+AUGMENT_SHARE = 0.5
+
+
 @dataclass
 class JudgeRecipe:
     epochs: int = 2
@@ -69,12 +72,10 @@ def train_judge(
         x_all = torch.cat([digits, neg])
         y_all = torch.cat([torch.ones(len(digits)), torch.zeros(len(neg))])
         target_desc = f"{len(digits)} real digits vs {len(neg)} non-digits ({', '.join(sorted(set(kinds)))})"
-        is_real = torch.cat([torch.ones(len(digits), dtype=torch.bool), torch.zeros(len(neg), dtype=torch.bool)])
     else:
         x_all = torch.as_tensor(ratings[0], dtype=torch.float32).reshape(-1, 1, 28, 28)
         y_all = torch.as_tensor(ratings[1], dtype=torch.float32)
         target_desc = f"{len(y_all)} rated images (regression on ratings)"
-        is_real = torch.zeros(len(y_all), dtype=torch.bool)
     model = SmallVGG(num_outputs=1).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     ckpt = Path(run_dir) / "judge_checkpoint.safetensors"
@@ -94,10 +95,12 @@ def train_judge(
             step = epoch * steps_per_epoch + i
             idx = perm[i * recipe.batch_size : (i + 1) * recipe.batch_size]
             x, y = x_all[idx], y_all[idx]
-            real = is_real[idx]
-            if real.any():  # augment real digits only: the non-digit kinds stay as generated
+            # Half of every batch, real and non-digit alike, goes through the random affine: its
+            # bilinear resampling softens strokes, so it must not tell real digits from the others.
+            warp = torch.rand(len(idx), generator=gen) < AUGMENT_SHARE
+            if warp.any():
                 x = x.clone()
-                x[real] = random_affine(x[real], gen)
+                x[warp] = random_affine(x[warp], gen)
             lr = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total))
             for g in opt.param_groups:
                 g["lr"] = lr
