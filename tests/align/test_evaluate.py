@@ -1,0 +1,88 @@
+"""Evaluation report: accuracies, IndivNet vs GroupNet share, entropy Spearman, gain by entropy bin;
+and the simulated experiment end to end (tiny)."""
+
+import numpy as np
+import pytest
+
+from perceptlab.align.evaluate import evaluate_alignment, format_report
+from perceptlab.align.experiment import ExperimentSettings, bias_deviation, mixup_stimuli, run_simulated_experiment
+from perceptlab.align.finetune import FinetuneRecipe, finetune_group, finetune_individual
+from perceptlab.engine.registry import Registry
+from perceptlab.engine.sampler import SamplerSettings
+
+from .conftest import make_stimuli, run_gen
+
+
+def test_report(align_data, mnist_fake, registry):
+    recipe = FinetuneRecipe(epochs=2, batch_size=32, trainable="all")
+    _, group = run_gen(finetune_group("tinylr", align_data, mnist_fake, recipe, registry=registry))
+    indiv = {}
+    for pid in ("P0", "P1"):
+        _, indiv[pid] = run_gen(finetune_individual(group, align_data, pid, mnist_fake, recipe, registry=registry))
+    _, rep = run_gen(
+        evaluate_alignment(align_data, "tinylr", group, indiv, mnist_fake, registry=registry, min_responses=2)
+    )
+    test = align_data.rows("test")
+    assert rep["n_trials"] == len(test)
+    acc = (
+        group.model(align_data.image_tensor[test["sidx"].to_numpy().copy()]).argmax(1).numpy()
+        == test["response"].to_numpy()
+    ).mean()
+    assert rep["trials_accuracy"]["group"]["accuracy"] == pytest.approx(acc)
+    assert set(rep["mnist_heldout_accuracy"]) == {"base", "group", "indiv_mean"}
+    ivg = rep["indiv_vs_group"]
+    assert ivg["participants"] == 2 and ivg["better"] + ivg["ties"] + ivg["worse"] == 2
+    assert [p["participant"] for p in rep["participants"]] == ["P0", "P1"]
+    assert rep["entropy_spearman"]["n_stimuli"] > 3 and "rho" in rep["entropy_spearman"]["group"]
+    bins = rep["gain_by_entropy"]["bins"]
+    assert sum(b["n_trials"] for b in bins) + rep["gain_by_entropy"]["trials_without_entropy"] == sum(
+        p["n"] for p in rep["participants"]
+    )
+    assert "IndivNet beats GroupNet" in format_report(rep)
+
+
+def test_simulated_experiment_tiny(builtin_with_prior, mnist_fake, tmp_path):
+    keys, images, _ = make_stimuli(n=120, seed=9)
+    settings = ExperimentSettings(
+        observer_model="tinymlp",
+        base="tinylr",
+        participants=6,
+        trials_per_participant=60,
+        clusters=2,
+        individuals=2,
+        per_pair=1,
+        manipulation_pairs=1,
+    )
+    sampler = SamplerSettings(steps=2, resample=1, grad="x0", batch_size=4, seed=3)
+    seen = []
+    report = run_simulated_experiment(
+        None,
+        settings,
+        stimuli=(keys, images),
+        recipe=FinetuneRecipe(epochs=2, batch_size=32, trainable="all"),
+        mnist=mnist_fake,
+        registry=Registry(builtin_with_prior, tmp_path / "unused"),
+        sampler=sampler,
+        progress=seen.append,
+    )
+    assert report["synthetic"] and report["data"]["trials"] == 360
+    assert set(report["acceptance"]) >= {
+        "group_raises_entropy_spearman",
+        "group_raises_trial_accuracy",
+        "indiv_beats_group_share_nontrivial",
+    }
+    t = report["timing"]
+    assert t["group_seconds"] > 0 and t["indiv_seconds_cold"] > 0 and t["group_trials"] > 0
+    m = report["manipulation"]
+    assert set(m["scores"]["arms"]) == {"indiv", "group"} and m["p1"] != m["p2"]
+    assert any(r.get("stage") == "group" for r in seen)
+
+
+def test_helpers(mnist_fake):
+    keys, images = mixup_stimuli(mnist_fake.train(), 30, seed=1)
+    assert len(keys) == 30 and images.dtype == np.uint8 and images.shape == (30, 28, 28)
+    import pandas as pd
+
+    truth = pd.DataFrame({"participant": ["a", "b"], **{f"bias_{c}": [0.0, float(c == 3) * 2] for c in range(10)}})
+    dev = bias_deviation(truth)
+    assert dev["a"] == pytest.approx(dev["b"]) and dev["a"] > 0.2
