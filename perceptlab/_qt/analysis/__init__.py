@@ -1,0 +1,1 @@
+"""The Analysis panel: pyqtgraph views of perceptlab.analysis results, and the worker calls behind them."""

@@ -1,0 +1,1 @@
+"""The Curate panel: library gallery, detail pane, undoable curation commands, export dialog."""

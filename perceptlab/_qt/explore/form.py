@@ -1,0 +1,316 @@
+"""The Explore settings: sampler settings (``SamplerSettings``) and filter thresholds (``FilterSettings``).
+
+The widgets only read and write the engine's dataclasses; presets come from ``sampler.PRESETS``.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleSlider, QLabeledSlider
+
+from perceptlab._qt.widgets.pair_matrix import PairMatrix
+from perceptlab.engine.filters import FilterSettings
+from perceptlab.engine.guidance.pixel import DEFAULT_ALPHA
+from perceptlab.engine.sampler import DEFAULT_PRESET, PRESETS, SamplerSettings
+
+PRESET_LABELS = {"paper": "paper (ICML 2025)", "fast": "interactive (fast)", "draft": "draft"}
+CONDITIONS = [("none (unconditional)", None), ("class a", "a"), ("class b", "b")] + [(f"digit {d}", str(d)) for d in range(10)]
+SEED_RANDOM = -1
+
+
+def _dslider(lo: float, hi: float, value: float, decimals: int = 2) -> QLabeledDoubleSlider:
+    s = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+    s.setRange(lo, hi)
+    s.setDecimals(decimals)
+    s.setSingleStep(10 ** -decimals)
+    s.setValue(value)
+    return s
+
+
+def _islider(lo: int, hi: int, value: int) -> QLabeledSlider:
+    s = QLabeledSlider(Qt.Orientation.Horizontal)
+    s.setRange(lo, hi)
+    s.setValue(value)
+    return s
+
+
+class SamplerForm(QWidget):
+    """Pairs, mode, classifiers, preset, gamma, steps, rounds, judge weight, seed, batch size."""
+
+    changed = Signal()
+
+    def __init__(self, classifiers: list[str], has_judge: bool, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._updating = False
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+
+        pairs_box = QGroupBox("Target pairs (rows a, columns b)")
+        pl = QVBoxLayout(pairs_box)
+        self.matrix = PairMatrix(symmetric=True)
+        pl.addWidget(self.matrix, 0, Qt.AlignmentFlag.AlignHCenter)
+        row = QHBoxLayout()
+        self.pairs_label = QLabel()
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.matrix.clear)
+        row.addWidget(self.pairs_label, 1)
+        row.addWidget(clear)
+        pl.addLayout(row)
+        self.matrix.changed.connect(self._pairs_changed)
+        layout.addWidget(pairs_box)
+
+        box = QGroupBox("Guidance")
+        form = QFormLayout(box)
+        self.mode = QComboBox()
+        self.mode.addItem("uncertainty", "uncertainty")
+        self.mode.addItem("controversial", "controversial")
+        self.mode.setItemData(0, "one classifier, 50/50 between a and b", Qt.ItemDataRole.ToolTipRole)
+        self.mode.setItemData(1, "classifier 1 says a, classifier 2 says b", Qt.ItemDataRole.ToolTipRole)
+        form.addRow("Mode", self.mode)
+        self.classifier = QComboBox()
+        self.classifier2 = QComboBox()
+        for name in classifiers:
+            self.classifier.addItem(name, name)
+            self.classifier2.addItem(name, name)
+        if len(classifiers) > 1:
+            self.classifier2.setCurrentIndex(1)
+        if "vgg" in classifiers:
+            self.classifier.setCurrentIndex(classifiers.index("vgg"))
+        form.addRow("Classifier 1", self.classifier)
+        form.addRow("Classifier 2", self.classifier2)
+        self.preset = QComboBox()
+        for name in PRESETS:
+            self.preset.addItem(PRESET_LABELS.get(name, name), name)
+        self.preset.addItem("custom", None)
+        form.addRow("Preset", self.preset)
+        self.gamma = _dslider(0.0, 2.0, 0.1)
+        self.gamma.setToolTip("guidance strength gamma (paper 0.1)")
+        form.addRow("γ strength", self.gamma)
+        self.steps = _islider(1, 200, 50)
+        self.steps.setToolTip("inference steps (paper 50)")
+        form.addRow("Steps", self.steps)
+        self.resample = _islider(1, 10, 5)
+        self.resample.setToolTip("resampling rounds per step (paper 5)")
+        form.addRow("Resampling R", self.resample)
+        self.full_grad = QCheckBox("through the denoiser (paper; slower)")
+        form.addRow("Gradient", self.full_grad)
+        self.judge_weight = _dslider(0.0, 5.0, 1.0 if has_judge else 0.0)
+        self.judge_weight.setToolTip("weight of the digit-judge penalty (1 = paper, 0 = off)")
+        self.judge_weight.setEnabled(has_judge)
+        form.addRow("Judge weight", self.judge_weight)
+        self.condition = QComboBox()
+        for label, value in CONDITIONS:
+            self.condition.addItem(label, value)
+        form.addRow("Prior condition", self.condition)
+        layout.addWidget(box)
+
+        run = QGroupBox("Batch")
+        rf = QFormLayout(run)
+        self.per_pair = QSpinBox()
+        self.per_pair.setRange(1, 10_000)
+        self.per_pair.setValue(8)
+        rf.addRow("Images per pair", self.per_pair)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 1024)
+        self.batch_size.setValue(16)
+        rf.addRow("Batch size", self.batch_size)
+        self.seed = QSpinBox()
+        self.seed.setRange(SEED_RANDOM, 2**31 - 1)
+        self.seed.setSpecialValueText("random")
+        self.seed.setValue(SEED_RANDOM)
+        rf.addRow("Seed", self.seed)
+        self.alpha = _dslider(0.0, 200.0, DEFAULT_ALPHA, 1)
+        self.alpha.setToolTip("pixel-constraint strength alpha (paper 50), used with a reference image")
+        rf.addRow("Reference α", self.alpha)
+        layout.addWidget(run)
+
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.preset.currentIndexChanged.connect(self._preset_chosen)
+        for w in (self.gamma, self.steps, self.resample):
+            w.valueChanged.connect(self._value_edited)
+        self.full_grad.toggled.connect(self._value_edited)
+        for w in (self.classifier, self.classifier2, self.condition):
+            w.currentIndexChanged.connect(self.changed)
+        for w in (self.per_pair, self.batch_size, self.seed):
+            w.valueChanged.connect(self.changed)
+        self.judge_weight.valueChanged.connect(self.changed)
+        self.apply_preset(DEFAULT_PRESET)
+        self._mode_changed()
+        self._pairs_changed()
+
+    # ---- presets
+
+    def apply_preset(self, name: str) -> None:
+        values = PRESETS[name]
+        self._updating = True
+        try:
+            self.gamma.setValue(values["gamma"])
+            self.steps.setValue(values["steps"])
+            self.resample.setValue(values["resample"])
+            self.full_grad.setChecked(values["grad"] == "full")
+            self.preset.setCurrentIndex(self.preset.findData(name))
+        finally:
+            self._updating = False
+        self.changed.emit()
+
+    def _preset_chosen(self) -> None:
+        name = self.preset.currentData()
+        if name is not None and not self._updating:
+            self.apply_preset(name)
+
+    def _matching_preset(self) -> str | None:
+        for name, v in PRESETS.items():
+            if (abs(self.gamma.value() - v["gamma"]) < 1e-9 and self.steps.value() == v["steps"]
+                    and self.resample.value() == v["resample"] and (v["grad"] == "full") == self.full_grad.isChecked()):
+                return name
+        return None
+
+    def _value_edited(self) -> None:
+        if self._updating:
+            return
+        self._updating = True
+        try:
+            self.preset.setCurrentIndex(self.preset.findData(self._matching_preset()))
+        finally:
+            self._updating = False
+        self.changed.emit()
+
+    # ---- mode and pairs
+
+    def _mode_changed(self) -> None:
+        controversial = self.mode.currentData() == "controversial"
+        self.classifier2.setEnabled(controversial)
+        self.matrix.set_symmetric(not controversial)
+        self.changed.emit()
+
+    def _pairs_changed(self) -> None:
+        pairs = self.matrix.pairs()
+        shown = ", ".join(f"{a}-{b}" for a, b in pairs[:8]) + (" …" if len(pairs) > 8 else "")
+        self.pairs_label.setText(f"{len(pairs)} pair(s): {shown}" if pairs else "no pair chosen")
+        self.changed.emit()
+
+    # ---- dataclass round trip
+
+    def settings(self) -> SamplerSettings:
+        """The sampler settings shown (``seed=None`` when random)."""
+        seed = self.seed.value()
+        return SamplerSettings(
+            mode=self.mode.currentData(),
+            pairs=self.matrix.pairs(),
+            classifier=self.classifier.currentData() or "",
+            classifier2=self.classifier2.currentData() if self.mode.currentData() == "controversial" else None,
+            gamma=round(self.gamma.value(), 6),
+            steps=int(self.steps.value()),
+            resample=int(self.resample.value()),
+            judge_weight=round(self.judge_weight.value(), 6) if self.judge_weight.isEnabled() else 0.0,
+            grad="full" if self.full_grad.isChecked() else "x0",
+            batch_size=self.batch_size.value(),
+            seed=None if seed == SEED_RANDOM else seed,
+            alpha=round(self.alpha.value(), 6),
+            condition=self.condition.currentData(),
+            preset=self._matching_preset(),
+        )
+
+    def set_settings(self, s: SamplerSettings, per_pair: int | None = None) -> None:
+        self._updating = True
+        try:
+            self.mode.setCurrentIndex(max(0, self.mode.findData(s.mode)))
+            self.matrix.set_symmetric(s.mode != "controversial")
+            self.matrix.set_pairs(s.pairs)
+            for combo, name in ((self.classifier, s.classifier), (self.classifier2, s.classifier2)):
+                i = combo.findData(name)
+                if i >= 0:
+                    combo.setCurrentIndex(i)
+            self.gamma.setValue(s.gamma)
+            self.steps.setValue(s.steps)
+            self.resample.setValue(s.resample)
+            self.full_grad.setChecked(s.grad == "full")
+            if self.judge_weight.isEnabled():
+                self.judge_weight.setValue(s.judge_weight)
+            self.batch_size.setValue(s.batch_size)
+            self.seed.setValue(SEED_RANDOM if s.seed is None else int(s.seed))
+            self.alpha.setValue(s.alpha)
+            self.condition.setCurrentIndex(max(0, self.condition.findData(s.condition)))
+            if per_pair is not None:
+                self.per_pair.setValue(per_pair)
+            self.preset.setCurrentIndex(self.preset.findData(self._matching_preset()))
+        finally:
+            self._updating = False
+        self._mode_changed()
+        self._pairs_changed()
+
+
+class FilterForm(QGroupBox):
+    """Acceptance thresholds; every edit re-judges the current batch (no re-sampling)."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Acceptance filter (edits re-judge the batch)", parent)
+        form = QFormLayout(self)
+        self.min_prob = QDoubleSpinBox()
+        self.min_prob.setRange(0.0, 1.0)
+        self.min_prob.setSingleStep(0.05)
+        self.min_prob.setDecimals(2)
+        self.min_prob.setToolTip("uncertainty: p(a) and p(b) must both exceed this (paper 0.4)")
+        form.addRow("Min p(a), p(b)", self.min_prob)
+        self.top_two = QCheckBox("a and b are the two most likely classes")
+        form.addRow("", self.top_two)
+        self.min_conf = QDoubleSpinBox()
+        self.min_conf.setRange(0.0, 1.0)
+        self.min_conf.setSingleStep(0.05)
+        self.min_conf.setDecimals(2)
+        self.min_conf.setToolTip("controversial: each classifier's top probability must exceed this (paper 0.9)")
+        form.addRow("Min confidence", self.min_conf)
+        judge_row = QHBoxLayout()
+        self.use_judge = QCheckBox("judge score above")
+        self.min_judge = QDoubleSpinBox()
+        self.min_judge.setRange(0.0, 1.0)
+        self.min_judge.setSingleStep(0.05)
+        self.min_judge.setDecimals(2)
+        judge_row.addWidget(self.use_judge)
+        judge_row.addWidget(self.min_judge)
+        form.addRow("Digit judge", judge_row)
+        self.summary = QLabel()
+        form.addRow(self.summary)
+        self.set_filters(FilterSettings())
+        for w in (self.min_prob, self.min_conf, self.min_judge):
+            w.valueChanged.connect(self.changed)
+        for w in (self.top_two, self.use_judge):
+            w.toggled.connect(self.changed)
+        self.use_judge.toggled.connect(self.min_judge.setEnabled)
+
+    def filters(self) -> FilterSettings:
+        return FilterSettings(
+            min_prob=round(self.min_prob.value(), 6),
+            require_top_two=self.top_two.isChecked(),
+            min_confidence=round(self.min_conf.value(), 6),
+            min_judge=round(self.min_judge.value(), 6) if self.use_judge.isChecked() else None,
+        )
+
+    def set_filters(self, f: FilterSettings) -> None:
+        widgets = (self.min_prob, self.min_conf, self.min_judge, self.top_two, self.use_judge)
+        for w in widgets:
+            w.blockSignals(True)
+        self.min_prob.setValue(f.min_prob)
+        self.min_conf.setValue(f.min_confidence)
+        self.top_two.setChecked(f.require_top_two)
+        self.use_judge.setChecked(f.min_judge is not None)
+        self.min_judge.setValue(f.min_judge if f.min_judge is not None else 0.5)
+        self.min_judge.setEnabled(f.min_judge is not None)
+        for w in widgets:
+            w.blockSignals(False)
+        self.changed.emit()

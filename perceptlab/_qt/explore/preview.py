@@ -1,0 +1,192 @@
+"""The live preview grid: one tile per image of a generation job.
+
+A tile shows the current x0 preview (final image once its batch is done), the guiding classifier's
+probabilities for the pair as two bars, and a verdict badge: grey "…" while sampling (a provisional
+verdict from the step's probabilities is drawn as a hollow ring), green ✓ accepted, red ✗ rejected,
+blue "L" once it is in the library. The grid is a QListView in icon mode over ``PreviewModel`` with
+``PreviewDelegate`` painting each tile, so thousands of tiles scroll smoothly and only visible tiles
+repaint on each step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate
+
+TILE_ROLE = Qt.ItemDataRole.UserRole + 1
+IMG = 84
+TILE_W, TILE_H = IMG + 12, IMG + 44
+COLOR_A = QColor("#2e6fd8")
+COLOR_B = QColor("#e07b1a")
+PASS = QColor("#2e9e44")
+FAIL = QColor("#c8323c")
+PENDING = QColor("#8a8a8a")
+ADDED = QColor("#1d4fa0")
+
+
+@dataclass
+class Tile:
+    """One image of a job (see the module docstring)."""
+
+    index: int
+    pair: tuple[int, int]
+    seed: int
+    image: np.ndarray | None = None  # uint8 (28, 28)
+    p_a: float = math.nan
+    p_b: float = math.nan
+    steps: list[int] = field(default_factory=list)
+    hist_a: list[float] = field(default_factory=list)
+    hist_b: list[float] = field(default_factory=list)
+    live_passed: bool | None = None  # provisional verdict from the last step
+    passed: bool | None = None  # final verdict (None: not final)
+    reason: str = ""
+    final: bool = False
+    valid: bool = True
+    stopped: bool = False
+    record: object | None = None  # the staged Stimulus once its batch is done
+    added_id: str | None = None
+
+    def status_text(self) -> str:
+        if self.added_id:
+            return f"in the library as {self.added_id}"
+        if not self.valid:
+            return "diverged (NaN) — dropped"
+        if self.stopped:
+            return "stopped before its batch finished"
+        if not self.final:
+            return "sampling…"
+        return "accepted" if self.passed else f"rejected: {self.reason}"
+
+
+class PreviewModel(QAbstractListModel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.tiles: list[Tile] = []
+
+    def set_tiles(self, tiles: list[Tile]) -> None:
+        self.beginResetModel()
+        self.tiles = tiles
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.tiles)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        tile = self.tiles[index.row()]
+        if role == TILE_ROLE:
+            return tile
+        if role == Qt.ItemDataRole.ToolTipRole:
+            a, b = tile.pair
+            return (f"image {tile.index + 1}, pair {a}-{b}, seed {tile.seed}\n"
+                    f"p({a}) = {tile.p_a:.3f}, p({b}) = {tile.p_b:.3f}\n{tile.status_text()}")
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{tile.pair[0]}-{tile.pair[1]}"
+        return None
+
+    def tiles_changed(self, first: int, last: int) -> None:
+        if self.tiles and first <= last:
+            self.dataChanged.emit(self.index(first), self.index(min(last, len(self.tiles) - 1)), [TILE_ROLE])
+
+
+class PreviewDelegate(QStyledItemDelegate):
+    def sizeHint(self, option, index) -> QSize:  # noqa: N802
+        return QSize(TILE_W, TILE_H)
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        tile: Tile = index.data(TILE_ROLE)
+        if tile is None:
+            return
+        painter.save()
+        r = option.rect
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        painter.fillRect(r, option.palette.highlight() if selected else option.palette.base())
+        img_rect = QRect(r.x() + (r.width() - IMG) // 2, r.y() + 4, IMG, IMG)
+        if tile.image is not None:
+            arr = np.ascontiguousarray(tile.image)
+            qimg = QImage(arr.data, 28, 28, 28, QImage.Format.Format_Grayscale8)
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+            painter.drawImage(img_rect, qimg)
+        else:
+            painter.fillRect(img_rect, QColor("#222"))
+        if not tile.valid or tile.stopped:
+            painter.fillRect(img_rect, QColor(255, 255, 255, 110))
+        self._badge(painter, tile, img_rect)
+        self._bars(painter, tile, QRect(r.x() + 6, img_rect.bottom() + 5, r.width() - 12, 34))
+        painter.restore()
+
+    @staticmethod
+    def _badge(painter: QPainter, tile: Tile, img_rect: QRect) -> None:
+        d = 18
+        box = QRectF(img_rect.right() - d - 1, img_rect.top() + 2, d, d)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        font = QFont(painter.font())
+        font.setBold(True)
+        font.setPixelSize(12)
+        painter.setFont(font)
+        if tile.added_id:
+            color, text, filled = ADDED, "L", True
+        elif tile.final:
+            color, text, filled = (PASS, "✓", True) if tile.passed else (FAIL, "✗", True)
+        elif not tile.valid or tile.stopped:
+            color, text, filled = FAIL, "–", True
+        elif tile.live_passed is None:
+            color, text, filled = PENDING, "…", True
+        else:
+            color, text, filled = (PASS if tile.live_passed else FAIL), "", False
+        if filled:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QBrush(color))
+            painter.drawEllipse(box)
+            painter.setPen(QPen(QColor("white")))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+        else:
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(color, 3))
+            painter.drawEllipse(box.adjusted(2, 2, -2, -2))
+
+    @staticmethod
+    def _bars(painter: QPainter, tile: Tile, rect: QRect) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        font = QFont(painter.font())
+        font.setBold(False)
+        font.setPixelSize(10)
+        painter.setFont(font)
+        label_w = 12
+        row_h = rect.height() // 2
+        for k, (cls, p, color) in enumerate(((tile.pair[0], tile.p_a, COLOR_A), (tile.pair[1], tile.p_b, COLOR_B))):
+            y = rect.y() + k * row_h
+            painter.setPen(QColor("#333"))
+            painter.drawText(QRect(rect.x(), y, label_w, row_h), Qt.AlignmentFlag.AlignVCenter, str(cls))
+            track = QRect(rect.x() + label_w, y + 3, rect.width() - label_w - 30, row_h - 6)
+            painter.fillRect(track, QColor("#e4e4e4"))
+            if math.isfinite(p):
+                fill = QRect(track.x(), track.y(), int(round(track.width() * max(0.0, min(1.0, p)))), track.height())
+                painter.fillRect(fill, color)
+            painter.drawText(QRect(track.right() + 3, y, 30, row_h), Qt.AlignmentFlag.AlignVCenter,
+                             "" if not math.isfinite(p) else f"{p:.2f}")
+
+
+class PreviewView(QListView):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setUniformItemSizes(True)
+        self.setSpacing(3)
+        self.setWrapping(True)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(200)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setItemDelegate(PreviewDelegate(self))
+        self.setMinimumHeight(TILE_H + 12)
+
+    def selected_rows(self) -> list[int]:
+        return sorted(i.row() for i in self.selectionModel().selectedIndexes())
