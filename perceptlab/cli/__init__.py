@@ -36,19 +36,29 @@ def build_parser() -> argparse.ArgumentParser:
 def _open_app(argv: list[str]) -> int:
     try:
         from perceptlab._qt.app import run_app  # noqa: PLC0415
-    except ImportError:
-        from perceptlab.cli.demo import run_demo  # noqa: PLC0415
-
-        print("The desktop app is not part of this build yet; running the headless demo instead.")
-        return run_demo(None)
+    except ImportError as exc:
+        print(
+            f"error: the desktop app needs PySide6, pyqtgraph and superqt ({exc}) — install them with "
+            "pip install 'perceptlab[app]', or use the headless subcommands (perceptlab --help)",
+            file=sys.stderr,
+        )
+        return 2
     return run_app(argv)
+
+
+def _are_paths(argv: list[str], parser: argparse.ArgumentParser) -> bool:
+    """``perceptlab LIBRARY_OR_TRIALS ...``: existing paths that are no subcommand open in the app."""
+    from pathlib import Path  # noqa: PLC0415
+
+    commands = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()  # noqa: SLF001
+    return argv[0] not in commands and all(Path(a).exists() for a in argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:
-        return _open_app(argv)
     parser = build_parser()
+    if not argv or _are_paths(argv, parser):
+        return _open_app(argv)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
