@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,3 +32,56 @@ def isolated_models(tmp_path, monkeypatch):
 
 def digits_uint8(data, n: int) -> np.ndarray:
     return ((data.images[:n, 0] + 1) * 127.5).round().astype(np.uint8)
+
+
+# Tiny random models: torch is imported inside the helpers, so collecting torch-free tests stays light.
+
+TINY_PRIOR = {"patch_size": 7, "num_heads": 2, "head_dim": 8, "num_layers": 1}
+
+
+def tiny_prior_config():
+    from perceptlab.engine.prior import PriorConfig
+
+    return PriorConfig(**TINY_PRIOR)
+
+
+def tiny_prior(seed: int = 0):
+    """A tiny DiT prior, randomly initialised after ``torch.manual_seed(seed)``."""
+    import torch
+
+    from perceptlab.engine.prior import DiTPrior
+
+    torch.manual_seed(seed)
+    return DiTPrior(tiny_prior_config())
+
+
+def save_model(folder: Path, name: str, kind: str, arch: str, model, arch_config: dict | None = None) -> dict:
+    """Save ``model`` as registry entry ``name`` in ``folder``; returns the written config."""
+    from perceptlab.engine.weights import save_weights
+
+    config = {"name": name, "kind": kind, "arch": arch, "arch_config": arch_config or {}}
+    return save_weights(model.state_dict(), folder / f"{name}.safetensors", config)
+
+
+def build_tiny_registry(folder: Path, classifiers=(("vgg", "mlp"), ("lrm", "logreg"))) -> Path:
+    """Built-in weights of a test: a tiny prior ``dit``, ``classifiers`` (name, arch) and a logistic
+    ``judge``, randomly initialised in that order after ``torch.manual_seed(0)``."""
+    from perceptlab.engine.classifiers import build
+
+    folder.mkdir(parents=True, exist_ok=True)
+    prior = tiny_prior(0)
+    save_model(folder, "dit", "prior", "dit", prior, prior.config.to_dict())
+    for name, arch in classifiers:
+        save_model(folder, name, "classifier", arch, build(arch))
+    save_model(folder, "judge", "judge", "logreg", build("logreg", {"num_outputs": 1}))
+    return folder
+
+
+def run_gen(gen):
+    """Drive a generator to its end: (records, return value)."""
+    records = []
+    try:
+        while True:
+            records.append(next(gen))
+    except StopIteration as stop:
+        return records, stop.value

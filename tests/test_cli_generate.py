@@ -16,14 +16,14 @@ from perceptlab.cli import main
 from perceptlab.cli.generate import parse_pairs
 from perceptlab.data.library import StimulusLibrary
 from perceptlab.errors import PerceptLabError
-from tests.engine.test_generate import make_tiny_weights
+from tests.conftest import build_tiny_registry
 
 FAST = ["--steps", "2", "--resample", "1", "--batch-size", "2", "--seed", "1"]
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    return make_tiny_weights(tmp_path_factory.mktemp("weights"))
+    return build_tiny_registry(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture()

@@ -28,8 +28,8 @@ from torch import nn
 
 from perceptlab.align.finetune import FinetuneResult
 from perceptlab.engine.classifiers import ARCHITECTURES, build
-from perceptlab.engine.registry import Registry, builtin_weights_dir, user_models_dir
-from perceptlab.engine.weights import load_into, load_weights, read_config, save_weights
+from perceptlab.engine.registry import Registry, builtin_weights_dir, model_configs, user_models_dir
+from perceptlab.engine.weights import load_into, load_weights, save_weights
 from perceptlab.errors import PerceptLabError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -165,15 +165,7 @@ def list_models(folder: str | Path | None = None, *, aligned_only: bool = False)
     """The models of a user folder (``aligned_only``: only fine-tuned ones), newest first."""
     folder = models_folder(folder)
     out = []
-    if not folder.is_dir():
-        return out
-    for cfg_path in sorted(folder.glob("*.json")):
-        if not cfg_path.with_suffix(".safetensors").exists():
-            continue
-        try:
-            cfg = read_config(cfg_path)
-        except PerceptLabError:
-            continue
+    for cfg_path, cfg in model_configs(folder):
         if aligned_only and "level" not in cfg:
             continue
         out.append(

@@ -1,13 +1,18 @@
-"""Helpers shared by the subcommands: MNIST options, progress bars."""
+"""Helpers shared by the subcommands: MNIST options, option checks, the engine on demand, progress bars.
+
+This module imports no torch: every parser imports it, and building the parser must stay light."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 from tqdm import tqdm
 
 from perceptlab.data.mnist import MnistData, load_mnist
+from perceptlab.errors import PerceptLabError
 from perceptlab.names import BUILTIN_CLASSIFIERS  # noqa: F401  (re-exported for the parsers)
 
 
@@ -28,6 +33,52 @@ def mnist_from_args(args: argparse.Namespace) -> MnistData:
     data = load_mnist(args.mnist, include_builtin=args.with_builtin)
     print(f"MNIST source: {data.source}; {int((~data.holdout).sum()):,} training / {int(data.holdout.sum()):,} held-out digits")
     return data
+
+
+def given(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    """The options among ``names`` that were given (not None), as keyword arguments."""
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
+def require_at_least_one(flag: str, value: int, fix: str) -> None:
+    """A one-line error ``--flag VALUE`` when a count option is below 1."""
+    if value < 1:
+        raise PerceptLabError(f"{flag} {value}", fix)
+
+
+def registry_from_args(args: argparse.Namespace):
+    """The registry with ``--models-dir`` as its user folder, else the default one (imports the engine)."""
+    from perceptlab.engine.registry import Registry, default_registry  # noqa: PLC0415
+
+    return Registry(user_dir=Path(args.models_dir)) if args.models_dir else default_registry()
+
+
+def engine_probs(model_name: str, images: np.ndarray, need: str, fix: str) -> np.ndarray:
+    """Class probabilities of a registry model, importing the engine (torch) only now; a missing engine
+    is a one-line error: "<need> the engine, which cannot be loaded: ...", with ``fix``."""
+    try:
+        from perceptlab.engine.registry import predict_probs  # noqa: PLC0415
+    except ImportError as exc:
+        raise PerceptLabError(f"{need} the engine, which cannot be loaded: {exc}", fix=fix) from None
+    return predict_probs(model_name, images)
+
+
+def drive_generation(job: Iterator[dict], total: int, *, rounds: bool = True):
+    """Run a generation job (``perceptlab.engine.generate.generate``) with an image-count bar; returns its
+    summary. ``rounds``: follow the planned total and show the round and the accepted count."""
+    bar = tqdm(total=total, desc="generating", unit="img", dynamic_ncols=True)
+    try:
+        while True:
+            rec = next(job)
+            if rounds:
+                bar.total = round(rec["planned"])
+                bar.set_postfix(round=rec["round"], accepted=rec["accepted"], refresh=False)
+            bar.update(round(rec["done"], 1) - bar.n)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        bar.close()
+        job.close()
 
 
 def drive(gen: Iterator[dict], desc: str, total_key: str = "total", postfix: tuple[str, ...] = ("loss",)):

@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from perceptlab.cli._common import registry_from_args, require_at_least_one
 from perceptlab.errors import PerceptLabError
 
 TRAINABLE_CHOICES = ("auto", "all", "head", "readout", "calibration")
@@ -99,8 +100,7 @@ def _setup_torch(args: argparse.Namespace):
     from perceptlab.engine.device import describe, pick_device  # noqa: PLC0415
 
     if getattr(args, "threads", None):
-        if args.threads < 1:
-            raise PerceptLabError(f"--threads {args.threads}", fix="use at least 1 thread")
+        require_at_least_one("--threads", args.threads, "use at least 1 thread")
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     print(f"device: {describe(device)}")
@@ -269,9 +269,8 @@ def run_align(args: argparse.Namespace) -> int:
     from perceptlab.align.split import SplitSettings  # noqa: PLC0415
     from perceptlab.data.mnist import load_mnist  # noqa: PLC0415
     from perceptlab.data.trials import load_trials  # noqa: PLC0415
-    from perceptlab.engine.registry import Registry, default_registry  # noqa: PLC0415
 
-    registry = Registry(user_dir=Path(args.models_dir)) if args.models_dir else default_registry()
+    registry = registry_from_args(args)
     registry.entry(args.base, kind="classifier")  # unknown base: one-line error before any loading
     table = load_trials(trials_path, mapping=args.mapping)
     print(table.report.summary())

@@ -6,17 +6,14 @@ import argparse
 
 import numpy as np
 
+from perceptlab.cli._common import engine_probs
 from perceptlab.errors import PerceptLabError
 
 
 def _predict(model_name: str, images: np.ndarray) -> np.ndarray:
     """Class probabilities from the engine (imported here: the analysis package never loads torch)."""
-    try:
-        from perceptlab.engine.registry import predict_probs  # noqa: PLC0415
-    except ImportError as exc:
-        raise PerceptLabError(f"model probabilities need the engine, which cannot be loaded: {exc}",
-                              fix="install the engine's dependencies (torch), or drop --model") from None
-    return predict_probs(model_name, images)
+    return engine_probs(model_name, images, "model probabilities need",
+                        fix="install the engine's dependencies (torch), or drop --model")
 
 
 def _classes(text: str | None) -> list[str] | None:

@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+from perceptlab.cli._common import drive_generation, require_at_least_one
 from perceptlab.data.demo import INFO_FILE, LIBRARY_DIR, TRIALS_FILE, TRUTH_FILE
 from perceptlab.errors import PerceptLabError
 
@@ -64,7 +65,6 @@ def _check_out(out: Path, force: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np  # noqa: PLC0415
-    from tqdm import tqdm  # noqa: PLC0415
 
     from perceptlab.analysis.simulate import SYNTHETIC_NOTE, simulate_observers  # noqa: PLC0415
     from perceptlab.cli.generate import parse_pairs  # noqa: PLC0415
@@ -76,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from perceptlab.engine.sampler import SamplerSettings  # noqa: PLC0415
 
     out: Path = args.out
-    if args.per_pair < 1:
-        raise PerceptLabError(f"--per-pair {args.per_pair}", "ask for at least 1 image per pair")
+    require_at_least_one("--per-pair", args.per_pair, "ask for at least 1 image per pair")
     pairs = parse_pairs(args.pairs)
     registry = default_registry()
     classifiers = registry.names("classifier")
@@ -104,16 +103,7 @@ def run(args: argparse.Namespace) -> int:
     with StimulusLibrary.create(out / LIBRARY_DIR) as lib:
         job = generate(settings, targets, filters=filters, registry=registry, library=lib, device=device,
                        keep_rejects=True)
-        bar = tqdm(total=len(targets), desc="generating", unit="img", dynamic_ncols=True)
-        try:
-            while True:
-                rec = next(job)
-                bar.update(round(rec["done"], 1) - bar.n)
-        except StopIteration as stop:
-            summary = stop.value
-        finally:
-            bar.close()
-            job.close()
+        summary = drive_generation(job, len(targets), rounds=False)
         records = lib.records()
         if not records:
             raise PerceptLabError("every generated image diverged; nothing to simulate", "try another --seed or preset")

@@ -6,6 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
+from perceptlab.cli._common import drive_generation, given, require_at_least_one
 from perceptlab.errors import PerceptLabError
 
 # Copies of engine constants, so that building the parser (every `perceptlab` call) imports no torch;
@@ -89,11 +90,9 @@ def _settings(args: argparse.Namespace):
     from perceptlab.engine.sampler import SamplerSettings  # noqa: PLC0415
 
     pairs = all_pairs(ordered=args.mode == "controversial") if args.all_pairs else parse_pairs(args.pairs)
-    overrides = {
-        k: getattr(args, k)
-        for k in ("gamma", "steps", "resample", "grad", "judge_weight", "reference", "alpha", "batch_size", "seed")
-        if getattr(args, k) is not None
-    }
+    overrides = given(
+        args, ("gamma", "steps", "resample", "grad", "judge_weight", "reference", "alpha", "batch_size", "seed")
+    )
     if args.condition not in (None, "none"):
         overrides["condition"] = args.condition
     settings = SamplerSettings.from_preset(
@@ -103,8 +102,7 @@ def _settings(args: argparse.Namespace):
         raise PerceptLabError(
             "controversial mode needs two different classifiers", "pick another --classifier2 (see 'perceptlab models')"
         )
-    if args.per_pair < 1:
-        raise PerceptLabError(f"--per-pair {args.per_pair}", "ask for at least 1 stimulus per pair")
+    require_at_least_one("--per-pair", args.per_pair, "ask for at least 1 stimulus per pair")
     return settings
 
 
@@ -133,16 +131,13 @@ def _filters(args: argparse.Namespace, settings, registry):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm  # noqa: PLC0415
-
     from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
     from perceptlab.engine.device import describe, pick_device  # noqa: PLC0415
     from perceptlab.engine.generate import expand_targets, generate, resolve_seed  # noqa: PLC0415
     from perceptlab.engine.registry import default_registry  # noqa: PLC0415
 
     settings = _settings(args)
-    if args.max_rounds < 1:
-        raise PerceptLabError(f"--max-rounds {args.max_rounds}", "use at least 1 round")
+    require_at_least_one("--max-rounds", args.max_rounds, "use at least 1 round")
     registry = default_registry()
     registry.entry(settings.classifier, "classifier")
     if settings.mode == "controversial":
@@ -177,18 +172,7 @@ def run(args: argparse.Namespace) -> int:
             max_rounds=args.max_rounds,
             keep_rejects=args.keep_rejects,
         )
-        bar = tqdm(total=len(targets), desc="generating", unit="img", dynamic_ncols=True)
-        try:
-            while True:
-                rec = next(job)
-                bar.total = round(rec["planned"])
-                bar.set_postfix(round=rec["round"], accepted=rec["accepted"], refresh=False)
-                bar.update(round(rec["done"], 1) - bar.n)
-        except StopIteration as stop:
-            summary = stop.value
-        finally:
-            bar.close()
-            job.close()
+        summary = drive_generation(job, len(targets))
         print(
             f"generated {summary.generated} images in {summary.seconds:.1f} s ({summary.seconds_per_image:.2f} s/image); "
             f"accepted {summary.accepted} ({summary.acceptance_rate:.1%}); "

@@ -17,6 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
+from perceptlab.cli._common import drive, given, registry_from_args
 from perceptlab.errors import PerceptLabError
 
 
@@ -73,13 +74,11 @@ def run(args: argparse.Namespace) -> int:
         group_of,
         resolve_individual,
     )
-    from perceptlab.cli._common import drive  # noqa: PLC0415
     from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
     from perceptlab.engine.device import describe, pick_device  # noqa: PLC0415
-    from perceptlab.engine.registry import Registry, default_registry  # noqa: PLC0415
     from perceptlab.engine.sampler import SamplerSettings  # noqa: PLC0415
 
-    registry = Registry(user_dir=Path(args.models_dir)) if args.models_dir else default_registry()
+    registry = registry_from_args(args)
     model1 = args.model1 or resolve_individual(args.p1, registry)
     model2 = args.model2 or resolve_individual(args.p2, registry)
     group = None
@@ -90,11 +89,7 @@ def run(args: argparse.Namespace) -> int:
                 f"the GroupNet {model1!r} was fine-tuned from is not in the registry",
                 fix="name the control model with --group, or pass --no-control",
             )
-    changes = {
-        k: getattr(args, k)
-        for k in ("steps", "gamma", "resample", "batch_size", "seed")
-        if getattr(args, k) is not None
-    }
+    changes = given(args, ("steps", "gamma", "resample", "batch_size", "seed"))
     sampler = SamplerSettings.from_preset(args.preset, **changes)
     plan = ManipulationPlan(
         p1=args.p1,

@@ -13,17 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from perceptlab.cli._common import engine_probs
 from perceptlab.errors import PerceptLabError
 
 
 def _predict(model_name: str, images: np.ndarray) -> np.ndarray:
     """Class probabilities from the engine (imported here so that the data layer stays torch-free)."""
-    try:
-        from perceptlab.engine.registry import predict_probs  # noqa: PLC0415
-    except ImportError as exc:
-        raise PerceptLabError(f"simulated observers need the engine, which cannot be loaded: {exc}",
-                              fix="install the engine's dependencies (torch)") from None
-    return predict_probs(model_name, images)
+    return engine_probs(model_name, images, "simulated observers need",
+                        fix="install the engine's dependencies (torch)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,26 +13,23 @@ moment therefore leaves, at worst, image files with no row; opening the library 
 lock, so never while another process is half-way through an ``add``) deletes them, deletes left-over
 temporary files and rewrites ``manifest.csv`` if it does not match the table. Ids (``s000001``, ...)
 come from a counter in ``meta`` and are never reused, also across processes.
+
+The records (``Stimulus``, validation, manifest formatting) live in :mod:`library_records`, the on-disk
+plumbing (folder checks, SQLite connection, schema, rows) in :mod:`library_storage`; both are imported
+from here as before.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-import math
-import operator
 import os
 import re
 import sqlite3
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,229 +37,50 @@ import numpy as np
 
 from perceptlab import __version__
 from perceptlab.data.images import SIZE, encode_png, read_png
+from perceptlab.data.library_records import (  # noqa: F401  (re-exported: the public names of the library)
+    IMAGES_DIR,
+    MANIFEST_COLUMNS,
+    MODES,
+    N_CLASSES,
+    STATUSES,
+    Stimulus,
+    _check_status,
+    _normalized,
+    _now,
+    _opt_int,
+    clean_tags,
+    csv_text,
+    format_cell,
+    manifest_values,
+)
+from perceptlab.data.library_storage import (  # noqa: F401  (DB_NAME, check_writable: re-exported)
+    _COLUMNS,
+    _JSON_COLUMNS,
+    _PLACEHOLDERS,
+    _SCHEMA,
+    DB_NAME,
+    _connect,
+    _fsync_dir,
+    _is_empty_dir,
+    _is_library,
+    _not_a_library,
+    _replace_text,
+    _row_to_stimulus,
+    _stimulus_to_row,
+    check_writable,
+)
 from perceptlab.errors import PerceptLabError
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-DB_NAME = "library.sqlite"
 MANIFEST_NAME = "manifest.csv"
-IMAGES_DIR = "images"
-MODES = ("uncertainty", "controversial", "mnist", "imported", "manipulation")
-STATUSES = ("new", "accepted", "rejected")
-MANIFEST_COLUMNS = (
-    "stimulus_id", "file", "mode", "class_a", "class_b", "classifier", "classifier2", "gamma", "steps",
-    "resample", "seed", "p_a", "p_b", "judge", "passed", "status", "tags", "note", "created", "reason",
-)  # fmt: skip
-N_CLASSES = 10
 
 _TMP_PREFIX = ".tmp-"
 _ID_RE = re.compile(r"^s\d{6,}$")
 _TMP_RE = re.compile(r"^\.tmp-s\d{6,}\.png$")
 _MANIFEST_TMP = ".manifest.csv.tmp"
-_INT64 = (-(2**63), 2**63 - 1)
 _CHUNK = 500  # ids per SQL "IN (...)" query
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS stimuli (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        created TEXT NOT NULL,
-        mode TEXT NOT NULL,
-        class_a INTEGER, class_b INTEGER,
-        classifier TEXT, classifier2 TEXT,
-        gamma REAL, steps INTEGER, resample INTEGER, seed INTEGER,
-        settings TEXT NOT NULL, weight_hashes TEXT NOT NULL, probs TEXT NOT NULL,
-        p_a REAL, p_b REAL, judge REAL,
-        passed INTEGER, reason TEXT NOT NULL,
-        status TEXT NOT NULL, tags TEXT NOT NULL, note TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS stimuli_status ON stimuli (status)",
-)
-
-
-@dataclass(kw_only=True)
-class Stimulus:
-    """One stimulus: how it was made, what the models said, and its curation state."""
-
-    id: str = ""  # assigned by StimulusLibrary.add
-    created: str = ""  # ISO-8601 UTC; filled by add when empty
-    mode: str  # one of MODES
-    class_a: int | None = None
-    class_b: int | None = None
-    classifier: str | None = None
-    classifier2: str | None = None
-    gamma: float | None = None
-    steps: int | None = None
-    resample: int | None = None
-    seed: int | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    weight_hashes: dict[str, str] = field(default_factory=dict)
-    probs: dict[str, list[float]] = field(default_factory=dict)
-    p_a: float | None = None
-    p_b: float | None = None
-    judge: float | None = None
-    passed: bool | None = None
-    reason: str = ""
-    status: str = "new"
-    tags: list[str] = field(default_factory=list)
-    note: str = ""
-
-    @property
-    def pair(self) -> tuple[int | None, int | None]:
-        """The target pair (class_a, class_b)."""
-        return self.class_a, self.class_b
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Stimulus:
-        """Inverse of ``to_dict``; unknown keys are an error."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise PerceptLabError(
-                f"unknown stimulus field(s): {', '.join(unknown)}", f"known fields: {', '.join(sorted(names))}"
-            )
-        if "mode" not in data:
-            raise PerceptLabError("stimulus record has no 'mode'", f"set mode to one of {', '.join(MODES)}")
-        return cls(**dict(data))
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _opt_int(value: Any, name: str, where: str, lo: int = _INT64[0], hi: int = _INT64[1]) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        raise PerceptLabError(f"{where}: {name} is a boolean, expected an integer")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise PerceptLabError(f"{where}: {name} = {value!r} is not an integer") from None
-    if not lo <= number <= hi:
-        raise PerceptLabError(f"{where}: {name} = {number} is outside {lo}..{hi}")
-    return number
-
-
-def _opt_float(value: Any, name: str, where: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise PerceptLabError(f"{where}: {name} = {value!r} is not a number") from None
-    if math.isnan(number):
-        raise PerceptLabError(f"{where}: {name} is NaN", "drop the stimulus; NaN means the generation diverged")
-    return number
-
-
-def _opt_str(value: Any, name: str, where: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise PerceptLabError(f"{where}: {name} = {value!r} is not text")
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):  # numpy scalars and arrays
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def _as_json_dict(value: Any, name: str, where: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise PerceptLabError(f"{where}: {name} must be a dict, got {type(value).__name__}")
-    try:
-        return json.loads(json.dumps(dict(value), default=_json_default))
-    except (TypeError, ValueError) as exc:
-        raise PerceptLabError(f"{where}: {name} cannot be stored as JSON ({exc})") from None
-
-
-def clean_tags(tags: str | Iterable[str]) -> list[str]:
-    """Validated, stripped, de-duplicated tags (a single string is one tag)."""
-    if isinstance(tags, str):
-        tags = [tags]
-    out: list[str] = []
-    for tag in tags:
-        if not isinstance(tag, str):
-            raise PerceptLabError(f"tag {tag!r} is not text")
-        tag = tag.strip()
-        if not tag or ";" in tag or "\n" in tag or "\r" in tag:
-            raise PerceptLabError(f"invalid tag {tag!r}", "tags are non-empty text without ';' or line breaks")
-        if tag not in out:
-            out.append(tag)
-    return out
-
-
-def _check_status(status: str) -> str:
-    if status not in STATUSES:
-        raise PerceptLabError(f"unknown status {status!r}", f"use one of: {', '.join(STATUSES)}")
-    return status
-
-
-def _normalized(rec: Stimulus, where: str) -> Stimulus:
-    """A validated copy of ``rec`` with plain Python types (numpy scalars converted)."""
-    if not isinstance(rec, Stimulus):
-        raise PerceptLabError(f"{where} is a {type(rec).__name__}, expected a Stimulus")
-    if rec.mode not in MODES:
-        raise PerceptLabError(f"{where}: unknown mode {rec.mode!r}", f"use one of: {', '.join(MODES)}")
-    probs: dict[str, list[float]] = {}
-    if not isinstance(rec.probs, Mapping):
-        raise PerceptLabError(f"{where}: probs must be a dict of model name -> 10 probabilities")
-    for model, values in rec.probs.items():
-        try:
-            row = [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
-        except (TypeError, ValueError):
-            raise PerceptLabError(f"{where}: probs[{model!r}] is not a list of numbers") from None
-        if not isinstance(model, str) or len(row) != N_CLASSES:
-            raise PerceptLabError(
-                f"{where}: probs[{model!r}] has {len(row)} values, expected {N_CLASSES} (one per class)"
-            )
-        probs[model] = row
-    hashes = _as_json_dict(rec.weight_hashes, "weight_hashes", where)
-    if not all(isinstance(v, str) for v in hashes.values()):
-        raise PerceptLabError(f"{where}: weight_hashes must map model names to sha256 hex strings")
-    passed = rec.passed
-    if passed is not None:
-        if not isinstance(passed, (bool, np.bool_)):
-            raise PerceptLabError(f"{where}: passed = {passed!r} is not True, False or None")
-        passed = bool(passed)
-    for name in ("reason", "note", "created"):
-        if not isinstance(getattr(rec, name), str):
-            raise PerceptLabError(f"{where}: {name} must be text")
-    return Stimulus(
-        id="",
-        created=rec.created or _now(),
-        mode=rec.mode,
-        class_a=_opt_int(rec.class_a, "class_a", where, 0, N_CLASSES - 1),
-        class_b=_opt_int(rec.class_b, "class_b", where, 0, N_CLASSES - 1),
-        classifier=_opt_str(rec.classifier, "classifier", where),
-        classifier2=_opt_str(rec.classifier2, "classifier2", where),
-        gamma=_opt_float(rec.gamma, "gamma", where),
-        steps=_opt_int(rec.steps, "steps", where),
-        resample=_opt_int(rec.resample, "resample", where),
-        seed=_opt_int(rec.seed, "seed", where),
-        settings=_as_json_dict(rec.settings, "settings", where),
-        weight_hashes=hashes,
-        probs=probs,
-        p_a=_opt_float(rec.p_a, "p_a", where),
-        p_b=_opt_float(rec.p_b, "p_b", where),
-        judge=_opt_float(rec.judge, "judge", where),
-        passed=passed,
-        reason=rec.reason,
-        status=_check_status(rec.status),
-        tags=clean_tags(rec.tags),
-        note=rec.note,
-    )
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
 
 def _format_id(seq: int) -> str:
     return f"s{seq:06d}"
@@ -272,99 +90,6 @@ def _id_list(ids: str | Iterable[str]) -> list[str]:
     if isinstance(ids, str):
         return [ids]
     return list(dict.fromkeys(ids))
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-def manifest_values(rec: Stimulus) -> dict[str, Any]:
-    """The manifest columns of one stimulus, as Python values (tags joined with ';')."""
-    return {
-        "stimulus_id": rec.id,
-        "file": f"{IMAGES_DIR}/{rec.id}.png",
-        "mode": rec.mode,
-        "class_a": rec.class_a,
-        "class_b": rec.class_b,
-        "classifier": rec.classifier,
-        "classifier2": rec.classifier2,
-        "gamma": rec.gamma,
-        "steps": rec.steps,
-        "resample": rec.resample,
-        "seed": rec.seed,
-        "p_a": rec.p_a,
-        "p_b": rec.p_b,
-        "judge": rec.judge,
-        "passed": rec.passed,
-        "status": rec.status,
-        "tags": ";".join(rec.tags),
-        "note": rec.note,
-        "created": rec.created,
-        "reason": rec.reason,
-    }
-
-
-def format_cell(value: Any) -> str:
-    """CSV text of one value: '' for None, true/false for booleans, repr precision for floats."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def csv_text(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
-    """CSV text (``\\n`` line ends) of a header and rows of Python values."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(list(header))
-    writer.writerows([format_cell(v) for v in row] for row in rows)
-    return buf.getvalue()
-
-
-def _replace_text(path: Path, tmp: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (``tmp`` then ``os.replace``)."""
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-# --------------------------------------------------------------------------- folder checks
-
-
-def check_writable(folder: Path, what: str = "folder") -> None:
-    """Raise a PerceptLabError naming ``folder`` unless files can be created in it."""
-    ok = os.access(folder, os.W_OK | os.X_OK)
-    if ok:
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".perceptlab-write-test-", dir=folder)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError:
-            ok = False
-    if not ok:
-        raise PerceptLabError(
-            f"the {what} {folder} is read-only",
-            "make it writable (check its permissions and that the drive is not mounted read-only), "
-            "or copy it to a folder you can write to and open the copy",
-        )
-
-
-def _not_a_library(path: Path) -> PerceptLabError:
-    return PerceptLabError(
-        f"{path} is not a PerceptLab library (no {DB_NAME})",
-        f"create one with `perceptlab library create {path}` (or New library in the app), "
-        f"or pick the folder that contains {DB_NAME}",
-    )
-
-
-def _is_library(path: Path) -> bool:
-    return (path / DB_NAME).is_file()
-
-
-def _is_empty_dir(path: Path) -> bool:
-    return path.is_dir() and not any(path.iterdir())
 
 
 # --------------------------------------------------------------------------- the library
@@ -829,69 +554,3 @@ class StimulusLibrary:
         """Rewrite manifest.csv from the table, under the write lock so writers never interleave."""
         with self._transaction() as conn:
             _replace_text(self.manifest_path, self.path / _MANIFEST_TMP, self._manifest_text(conn))
-
-
-# --------------------------------------------------------------------------- row conversion
-
-_COLUMNS = tuple(f.name for f in fields(Stimulus))
-_PLACEHOLDERS = ", ".join("?" * (len(_COLUMNS) + 1))
-_JSON_COLUMNS = ("settings", "weight_hashes", "probs", "tags")
-
-
-def _stimulus_to_row(rec: Stimulus) -> tuple[Any, ...]:
-    values = []
-    for name in _COLUMNS:
-        value = getattr(rec, name)
-        if name in _JSON_COLUMNS:
-            value = json.dumps(value)
-        elif name == "passed" and value is not None:
-            value = int(value)
-        values.append(value)
-    return tuple(values)
-
-
-def _row_to_stimulus(row: sqlite3.Row, columns: Iterable[str] = _COLUMNS) -> Stimulus:
-    data = {name: row[name] for name in columns}
-    for name in _JSON_COLUMNS:
-        if name in data:
-            data[name] = json.loads(data[name])
-    if data["passed"] is not None:
-        data["passed"] = bool(data["passed"])
-    return Stimulus(**data)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    db = path / DB_NAME
-    conn = None
-    try:
-        conn = sqlite3.connect(db, timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        conn.execute("PRAGMA synchronous = FULL")
-    except sqlite3.DatabaseError as exc:
-        if conn is not None:
-            conn.close()
-        raise PerceptLabError(
-            f"cannot open {db}: {exc}", "restore the library from a backup, or pick another folder"
-        ) from exc
-    if mode.lower() != "wal":
-        conn.close()
-        raise PerceptLabError(
-            f"{db} cannot use write-ahead logging (journal mode {mode!r})",
-            "keep libraries on a local disk, not a network share",
-        )
-    return conn
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make renames in ``folder`` durable (no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -11,16 +11,14 @@ offset and line of the first undecodable byte; pass ``encoding=`` when the encod
 
 :func:`load_manifest` reads a stimulus library's ``manifest.csv``; :func:`resolve_stimuli` matches the
 table's stimulus keys to library entries or image files by id, path, file name or file stem.
+
+Reading files lives in :mod:`trial_reading`, stimulus resolution in :mod:`trial_stimuli`; their public
+names are imported from here as before.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
-import json
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +31,19 @@ from perceptlab.data.trial_layouts import (
     DetectedLayout,
     apply_mapping,
     detect_layout,
+)
+from perceptlab.data.trial_reading import (  # noqa: F401  (DELIMITERS, _read_raw: re-exported)
+    DELIMITERS,
+    _as_str_frame,
+    _Raw,
+    _read_raw,
+)
+from perceptlab.data.trial_stimuli import (  # noqa: F401  (re-exported: the public API of trial tables)
+    IMAGE_EXTENSIONS,
+    StimulusIndex,
+    load_manifest,
+    load_stimulus_images,
+    resolve_stimuli,
 )
 from perceptlab.errors import PerceptLabError
 
@@ -51,16 +62,10 @@ __all__ = [
 CANONICAL_COLUMNS = ("participant", "stimulus", "response", "rt_ms", "is_train", "trial_index",
                      "is_catch", "true_label", "line")
 MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none", "undefined", "<na>"})
-DELIMITERS = (",", "\t", ";", "|")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".svg")
 DEFAULT_MAX_RT_MS = 3_600_000.0
 _TRUE = frozenset({"true", "1", "1.0", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "0.0", "no", "n", "f"})
-_QUOTED = re.compile(r'"(?:[^"]|"")*"')
 _IMAGE_RE = r"(?i)\.(?:png|jpe?g|gif|bmp|webp|tiff?|svg)$"
-_MANIFEST_COLUMNS = ("stimulus_id", "file", "mode", "class_a", "class_b", "classifier",
-                     "classifier2", "gamma", "steps", "resample", "seed", "p_a", "p_b", "judge",
-                     "passed", "status")
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,261 +149,6 @@ class TrialTable:
     @property
     def has_rt(self) -> bool:
         return bool(self.df["rt_ms"].notna().any())
-
-
-# --------------------------------------------------------------------------------------------
-# Reading files into a raw all-string frame
-
-
-@dataclass
-class _Raw:
-    frame: pd.DataFrame  # every column str, missing as ""
-    lines: np.ndarray  # source line (or record) number of each frame row
-    rejected: list[tuple[int, str, str]]  # rows unusable before any column is read
-    encoding: str
-    delimiter: str | None
-    notes: list[str]
-    file_format: str = "delimited text"
-
-    @property
-    def rows_total(self) -> int:
-        return len(self.frame) + len(self.rejected)
-
-
-def _decode(data: bytes, source: str, encoding: str | None) -> tuple[str, str]:
-    if encoding is not None:
-        try:
-            return data.decode(encoding), encoding
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise PerceptLabError(f"{source}: cannot decode as {encoding}: {exc}") from None
-    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-    codec = "utf-16" if utf16 else "utf-8-sig"
-    try:
-        text = data.decode(codec)
-    except UnicodeDecodeError as exc:
-        if utf16:
-            raise PerceptLabError(f"{source}: starts with a UTF-16 byte-order mark but is not "
-                                  f"valid UTF-16 (byte offset {exc.start})",
-                                  fix="re-save the file as UTF-8") from None
-        line = data[: exc.start].count(b"\n") + 1
-        raise PerceptLabError(
-            f"{source}: not UTF-8 text: byte 0x{data[exc.start]:02x} at byte offset {exc.start} "
-            f"(line {line}) is not valid UTF-8",
-            fix="re-save the file as UTF-8 (spreadsheet programs call it 'CSV UTF-8'), or pass "
-            "encoding='latin-1' (CLI: --encoding latin-1) if you know its encoding",
-        ) from None
-    if not utf16 and not data.startswith(codecs.BOM_UTF8):
-        codec = "utf-8"
-    return text, codec
-
-
-def _sniff(header: str) -> str:
-    bare = _QUOTED.sub("", header)
-    counts = {d: bare.count(d) for d in DELIMITERS}
-    return max(DELIMITERS, key=lambda d: counts[d])
-
-
-def _as_str_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column as str, missing values as '' and whole floats without '.0' (3.0 -> '3')."""
-    out = {}
-    for name in frame.columns:
-        col = frame[name]
-        text = col.astype(str).to_numpy(dtype=object)
-        if pd.api.types.is_float_dtype(col.dtype):
-            v = col.to_numpy(dtype=float)
-            with np.errstate(invalid="ignore"):
-                whole = np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2**53)
-            text[whole] = v[whole].astype(np.int64).astype(str)
-        text[col.isna().to_numpy()] = ""
-        out[str(name)] = text
-    return pd.DataFrame(out, index=frame.index, dtype=str)
-
-
-def _line_table(text: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Lines of ``text``, its UTF-8 bytes, each line's byte start and end, and which are blank."""
-    b = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    nl = np.flatnonzero(b == 10)
-    starts = np.concatenate([[0], nl + 1])
-    ends = np.concatenate([nl, [len(b)]])
-    content = np.concatenate([[0], np.cumsum(b > 32)])
-    blank = content[ends] - content[starts] == 0
-    return text.split("\n"), b, starts, ends, blank
-
-
-def _read_delimited(text: str, source: str, sep: str | None, encoding: str) -> _Raw:
-    lines, b, starts, ends, blank = _line_table(text)
-    notes: list[str] = []
-    nonblank = np.flatnonzero(~blank)
-    header_pos = None
-    for i in nonblank:  # leading '#' comment lines, then the header
-        if not lines[i].lstrip().startswith("#"):
-            header_pos = int(i)
-            break
-        notes.append(f"comment: {lines[i].strip().lstrip('#').strip()}")
-    if header_pos is None:
-        raise PerceptLabError(
-            f"{source}: has no header row (only blank or comment lines)",
-            fix="the first line must name the columns, e.g. participant,stimulus,response",
-        )
-    header_line = lines[header_pos]
-    sep = sep or _sniff(header_line)
-    header = [h.strip().lstrip("\ufeff") for h in next(csv.reader([header_line], delimiter=sep))]
-    if len(header) == 1:
-        raise PerceptLabError(
-            f"{source}: the header has a single column '{header[0]}': its delimiter is not one of "
-            "comma, tab, ';' or '|'",
-            fix="save the table as CSV or TSV, or pass sep= with the delimiter it uses",
-        )
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes or "" in header:
-        what = f"repeats the column name(s) {dupes}" if dupes else "has an unnamed column"
-        raise PerceptLabError(f"{source}: the header (line {header_pos + 1}) {what}",
-                              fix="give every column a distinct name")
-    data_pos = nonblank[nonblank > header_pos]
-    if len(data_pos) == 0:
-        raise PerceptLabError(
-            f"{source}: has a header but no data rows",
-            fix="export the trials again; the file holds only the column names",
-        )
-    # delimiters per line, not counting those inside quotes; a line break inside quotes (a
-    # multi-line value or a stray quote) sends the file to the record-by-record parser
-    offset = starts[header_pos]
-    b = b[offset:]
-    is_sep = b == ord(sep)
-    if '"' in text:
-        inside = (np.cumsum(b == 34) & 1).astype(bool)
-        if (inside & (b == 10)).any():
-            return _read_delimited_slow(text, source, sep, header, header_pos, encoding, notes)
-        is_sep &= ~inside
-    per_byte = np.concatenate([[0], np.cumsum(is_sep)])
-    n_fields = per_byte[ends[data_pos] - offset] - per_byte[starts[data_pos] - offset] + 1
-    bad = n_fields != len(header)
-    rejected = [(int(p) + 1, "wrong number of fields", _field_reason(int(k), len(header), sep))
-                for p, k in zip(data_pos[bad], n_fields[bad], strict=True)]
-    good = data_pos[~bad]
-    body = "\n".join([header_line, *np.asarray(lines, dtype=object)[good]])
-    frame = pd.read_csv(io.StringIO(body), sep=sep, dtype=str, keep_default_na=False,
-                        na_filter=False, skip_blank_lines=False, engine="c")
-    if len(frame) != len(good):
-        return _read_delimited_slow(text, source, sep, header, header_pos, encoding, notes)
-    frame.columns = header
-    return _Raw(frame, good + 1, rejected, encoding, sep, notes)
-
-
-def _field_reason(n: int, expected: int, sep: str) -> str:
-    hint = ""
-    if n == 1:
-        hint = f" (the row does not use the header's delimiter {sep!r}?)"
-    elif n > expected:
-        hint = f" (an unquoted {sep!r} inside a value?)"
-    return f"{n} field{'s' if n != 1 else ''} where the header has {expected}{hint}"
-
-
-def _read_delimited_slow(text: str, source: str, sep: str, header: list[str], header_pos: int,
-                         encoding: str, notes: list[str]) -> _Raw:
-    """Record-by-record parse for files with quoted line breaks or stray quotes."""
-    body = "\n".join(text.split("\n")[header_pos + 1:])
-    reader = csv.reader(io.StringIO(body), delimiter=sep, strict=True)
-    rows: list[list[str]] = []
-    row_lines: list[int] = []
-    rejected: list[tuple[int, str, str]] = []
-    start = header_pos + 2
-    try:
-        for record in reader:
-            if record and any(v.strip() for v in record) or len(record) > 1:
-                if len(record) == len(header):
-                    rows.append(record)
-                    row_lines.append(start)
-                else:
-                    rejected.append((start, "wrong number of fields",
-                                     _field_reason(len(record), len(header), sep)))
-            start = header_pos + 2 + reader.line_num
-    except csv.Error as exc:
-        raise PerceptLabError(
-            f"{source}: malformed quoting in the record starting on line {start}: {exc}",
-            fix="close the quote, or double quotes inside quoted values (\"\")",
-        ) from None
-    frame = pd.DataFrame(rows, columns=header, dtype=str)
-    return _Raw(frame, np.asarray(row_lines, dtype=np.int64), rejected, encoding, sep, notes)
-
-
-def _read_json_lines(text: str, source: str, encoding: str) -> _Raw:
-    lines, _, _, _, blank = _line_table(text)
-    pos = np.flatnonzero(~blank)
-    try:
-        frame = pd.read_json(io.StringIO("\n".join(np.asarray(lines, dtype=object)[pos])),
-                             lines=True, dtype=False)
-        if len(frame) != len(pos):
-            raise ValueError("record count differs from line count")
-        return _Raw(_as_str_frame(frame), pos + 1, [], encoding, None, [], "JSON lines")
-    except ValueError:
-        pass
-    records: list[dict] = []
-    keep: list[int] = []
-    rejected: list[tuple[int, str, str]] = []
-    for p in pos:  # slow path: only when some line is not a JSON object
-        try:
-            value = json.loads(lines[p])
-        except json.JSONDecodeError as exc:
-            rejected.append((int(p) + 1, "not valid JSON", f"not valid JSON: {exc.msg}"))
-            continue
-        if not isinstance(value, dict):
-            rejected.append((int(p) + 1, "not a JSON object",
-                             f"a JSON {type(value).__name__}, not an object"))
-            continue
-        records.append(value)
-        keep.append(int(p) + 1)
-    frame = _as_str_frame(pd.DataFrame.from_records(records)) if records else pd.DataFrame()
-    return _Raw(frame, np.asarray(keep, dtype=np.int64), rejected, encoding, None, [], "JSON lines")
-
-
-def _read_json_array(text: str, source: str, encoding: str) -> _Raw:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PerceptLabError(
-            f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-            fix="export the data again, or save it as CSV",
-        ) from None
-    if not isinstance(value, list):
-        raise PerceptLabError(f"{source}: a JSON {type(value).__name__}, expected an array of trials")
-    is_obj = np.fromiter((isinstance(v, dict) for v in value), dtype=bool, count=len(value))
-    numbers = np.arange(1, len(value) + 1)
-    rejected = [(int(n), "not a JSON object", "array element is not an object")
-                for n in numbers[~is_obj]]
-    objs = [v for v, ok in zip(value, is_obj, strict=True) if ok]
-    frame = _as_str_frame(pd.DataFrame.from_records(objs)) if objs else pd.DataFrame()
-    return _Raw(frame, numbers[is_obj], rejected, encoding, None,
-                ["line numbers are record numbers within the JSON array"], "JSON array")
-
-
-def _read_raw(path: Path, sep: str | None, encoding: str | None) -> _Raw:
-    source = str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise PerceptLabError(f"trial file {source} does not exist") from None
-    except IsADirectoryError:
-        raise PerceptLabError(f"{source} is a folder, not a trial file") from None
-    if not data.strip():
-        raise PerceptLabError(
-            f"{source}: is empty" + (" (only whitespace)" if data else " (0 bytes)"),
-            fix="export the trials again",
-        )
-    text, enc = _decode(data, source, encoding)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
-        raise PerceptLabError(f"{source}: is empty (only whitespace)", fix="export the trials again")
-    first = text.lstrip()[:1]
-    if first == "[" and sep is None:
-        raw = _read_json_array(text, source, enc)
-    elif first == "{" and sep is None:
-        raw = _read_json_lines(text, source, enc)
-    else:
-        return _read_delimited(text, source, sep, enc)
-    if raw.frame.empty and not raw.rejected:
-        raise PerceptLabError(f"{source}: holds no trials", fix="export the trials again")
-    return raw
 
 
 # --------------------------------------------------------------------------------------------
@@ -716,181 +466,3 @@ def trials_from_frame(frame: pd.DataFrame, mapping: ColumnMapping | None = None,
                "n/a", None, [], "in-memory table")
     raw.frame.columns = [str(c).strip() for c in raw.frame.columns]
     return _validate(raw, _layout_for(raw.frame, mapping, source), classes, source, max_rt_ms)
-
-
-# --------------------------------------------------------------------------------------------
-# Stimuli: library manifest and image folders
-
-
-def load_manifest(library_dir: str | Path) -> pd.DataFrame:
-    """Read ``manifest.csv`` of a stimulus library; adds ``path`` (absolute image path)."""
-    library_dir = Path(library_dir)
-    if not library_dir.is_dir():
-        raise PerceptLabError(f"stimulus library {library_dir} is not a folder",
-                              fix="point --library at the folder that holds manifest.csv and images/")
-    path = library_dir / "manifest.csv"
-    if not path.is_file():
-        raise PerceptLabError(
-            f"{library_dir} has no manifest.csv",
-            fix="point --library at a stimulus library folder (manifest.csv, images/), "
-            "or use --images for a plain image folder",
-        )
-    try:
-        manifest = pd.read_csv(path, dtype={"stimulus_id": str, "file": str, "mode": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise PerceptLabError(f"{path}: cannot be read as CSV: {exc}") from None
-    missing = [c for c in ("stimulus_id", "file") if c not in manifest.columns]
-    if missing:
-        raise PerceptLabError(f"{path}: missing columns {missing}",
-                              fix=f"a manifest has the columns {', '.join(_MANIFEST_COLUMNS)}")
-    for c in ("mode", "class_a", "class_b"):
-        if c not in manifest.columns:
-            manifest[c] = pd.NA
-    for c in ("class_a", "class_b"):
-        manifest[c] = pd.to_numeric(manifest[c], errors="coerce").astype("Float64").astype("Int64")
-    manifest["file"] = manifest["file"].astype(str).str.replace("\\", "/", regex=False)
-    manifest["path"] = [str(library_dir / f) for f in manifest["file"]]
-    return manifest
-
-
-@dataclass
-class StimulusIndex:
-    """Stimulus key -> (stimulus_id, path, mode, class_a, class_b, matched_by); unmatched keys."""
-
-    table: pd.DataFrame
-    unmatched: list[str]
-    ambiguous: list[str]
-    source: str
-
-    @property
-    def n_matched(self) -> int:
-        return len(self.table)
-
-    def pairs(self) -> pd.DataFrame:
-        """Target pairs (``mode, class_a, class_b``) of the matched stimuli that have one."""
-        t = self.table
-        return t.loc[t["class_a"].notna() & t["class_b"].notna(), ["mode", "class_a", "class_b"]]
-
-    def summary(self) -> str:
-        total = self.n_matched + len(self.unmatched)
-        out = f"stimuli: {self.n_matched} of {total} matched to {self.source}"
-        if self.unmatched:
-            shown = ", ".join(self.unmatched[:5]) + (", …" if len(self.unmatched) > 5 else "")
-            out += f"; {len(self.unmatched)} not found ({shown})"
-        if self.ambiguous:
-            out += f"; {len(self.ambiguous)} ambiguous (the name fits several files)"
-        return out
-
-    def to_dict(self) -> dict:
-        return {"source": self.source, "matched": self.n_matched,
-                "unmatched": len(self.unmatched), "unmatched_examples": self.unmatched[:20],
-                "ambiguous": len(self.ambiguous)}
-
-
-def _name_parts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    base = values.str.rsplit("/", n=1).str[-1]
-    stem = base.str.replace(r"\.[A-Za-z0-9]+$", "", regex=True)
-    return base, stem
-
-
-_INDEX_COLUMNS = ["stimulus", "stimulus_id", "path", "mode", "class_a", "class_b", "matched_by"]
-
-
-def _match(keys: pd.Series, cand: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, set[str]]:
-    """Match keys (RangeIndex) to candidate rows (``stimulus_id, file, path, mode, class_a,
-    class_b``); returns the matched rows, the keys left over and the ambiguous keys."""
-    k_base, k_stem = _name_parts(keys)
-    c_base, c_stem = _name_parts(cand["file"])
-    levels = (("id", keys, cand["stimulus_id"]), ("file", keys, cand["file"]),
-              ("file name", k_base, c_base), ("file stem", k_stem, c_stem),
-              ("id = file stem", k_stem, cand["stimulus_id"]))
-    found = pd.Series(np.nan, index=keys.index, dtype=float)
-    how = pd.Series(None, index=keys.index, dtype=object)
-    ambiguous: set[str] = set()
-    for label, key_values, cand_values in levels:
-        counts = cand_values.value_counts()
-        unique = cand_values[cand_values.map(counts) == 1]
-        lookup = pd.Series(unique.index.to_numpy(dtype=float), index=unique.to_numpy())
-        todo = found.isna()
-        found[todo] = key_values[todo].map(lookup)
-        how[todo & found.notna()] = label
-        many = key_values[todo].map(counts).fillna(0) > 1
-        ambiguous.update(keys[todo][many.to_numpy()])
-    hit = found.notna()
-    rows = cand.loc[found[hit].astype(int)]
-    matched = pd.DataFrame({
-        "stimulus": keys[hit].to_numpy(), "stimulus_id": rows["stimulus_id"].to_numpy(),
-        "path": rows["path"].to_numpy(), "mode": rows["mode"].to_numpy(),
-        "class_a": rows["class_a"].to_numpy(), "class_b": rows["class_b"].to_numpy(),
-        "matched_by": how[hit].to_numpy(),
-    })
-    return matched, keys[~hit].reset_index(drop=True), ambiguous - set(keys[hit])
-
-
-def _image_candidates(image_dir: Path) -> pd.DataFrame:
-    if not image_dir.is_dir():
-        raise PerceptLabError(f"image folder {image_dir} is not a folder",
-                              fix="point --images at the folder that holds the stimulus images")
-    files = sorted(p for p in image_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-    rel = pd.Series([p.relative_to(image_dir).as_posix() for p in files], dtype=object)
-    return pd.DataFrame({"stimulus_id": _name_parts(rel)[1], "file": rel,
-                         "path": [str(p) for p in files], "mode": pd.NA, "class_a": pd.NA,
-                         "class_b": pd.NA})
-
-
-def resolve_stimuli(table: TrialTable | pd.DataFrame | Iterable[str],
-                    manifest: pd.DataFrame | None = None,
-                    image_dir: str | Path | None = None) -> StimulusIndex:
-    """Match each stimulus key to a library entry (``manifest``) or an image file (``image_dir``).
-
-    A key matches by stimulus id, by relative path, by file name or by file stem, in that order, so
-    a variMNIST key ``dataset_PNG/uncertainty/x.png`` finds ``images/x.png`` or id ``x``. Names that
-    fit several entries are reported as ambiguous rather than guessed. With both, keys the manifest
-    does not know are looked up in ``image_dir``.
-    """
-    if isinstance(table, TrialTable):
-        raw_keys = table.df["stimulus"]
-    elif isinstance(table, pd.DataFrame):
-        raw_keys = table["stimulus"]
-    else:
-        raw_keys = pd.Series(list(table), dtype=object)
-    remaining = pd.Series(pd.unique(raw_keys.astype(str).to_numpy(dtype=object)), dtype=object)
-    sources: list[tuple[str, pd.DataFrame]] = []
-    if manifest is not None:
-        cand = manifest.reset_index(drop=True).copy()
-        cand["stimulus_id"] = cand["stimulus_id"].astype(str)
-        cand["file"] = cand["file"].astype(str).str.replace("\\", "/", regex=False)
-        if "path" not in cand.columns:
-            root = Path(image_dir) if image_dir is not None else Path(".")
-            cand["path"] = [str(root / f) for f in cand["file"]]
-        for col in ("mode", "class_a", "class_b"):
-            if col not in cand.columns:
-                cand[col] = pd.NA
-        sources.append(("library manifest", cand))
-    if image_dir is not None:
-        sources.append((f"images in {image_dir}", _image_candidates(Path(image_dir))))
-    parts = []
-    ambiguous: set[str] = set()
-    for _, cand in sources:
-        matched, remaining, amb = _match(remaining, cand)
-        parts.append(matched)
-        ambiguous |= amb
-    matched = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_INDEX_COLUMNS)
-    matched = matched[_INDEX_COLUMNS].set_index("stimulus")
-    ambiguous -= set(matched.index)
-    for c in ("class_a", "class_b"):
-        matched[c] = pd.to_numeric(matched[c], errors="coerce").astype("Float64").astype("Int64")
-    return StimulusIndex(
-        table=matched, unmatched=[str(k) for k in remaining if k not in ambiguous],
-        ambiguous=sorted(ambiguous),
-        source=" + ".join(name for name, _ in sources) or "nothing (no library or images)",
-    )
-
-
-def load_stimulus_images(paths: Sequence[str | Path]) -> np.ndarray:
-    """Read stimulus images as an (N, 28, 28) uint8 array (white digit on black)."""
-    from perceptlab.data.images import SIZE, read_png  # noqa: PLC0415  (Pillow only when needed)
-
-    if not len(paths):
-        return np.zeros((0, SIZE, SIZE), dtype=np.uint8)
-    return np.stack([read_png(p) for p in paths])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -41,6 +42,21 @@ def user_models_dir() -> Path:
     return Path(os.environ.get("PERCEPTLAB_MODELS", default))
 
 
+def model_configs(folder: Path) -> Iterator[tuple[Path, dict]]:
+    """(config path, config) of each model in ``folder``, by file name: a ``<name>.json`` with its
+    ``<name>.safetensors`` next to it. Configs that cannot be read are skipped; a missing folder is empty."""
+    if not folder.is_dir():
+        return
+    for cfg_path in sorted(folder.glob("*.json")):
+        if not cfg_path.with_suffix(".safetensors").exists():
+            continue
+        try:
+            cfg = read_config(cfg_path)
+        except PerceptLabError:
+            continue
+        yield cfg_path, cfg
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -65,15 +81,7 @@ class Registry:
     def entries(self) -> dict[str, Entry]:
         found: dict[str, Entry] = {}
         for folder, builtin in ((self.builtin_dir, True), (self.user_dir, False)):
-            if not folder.is_dir():
-                continue
-            for cfg_path in sorted(folder.glob("*.json")):
-                if not cfg_path.with_suffix(".safetensors").exists():
-                    continue
-                try:
-                    cfg = read_config(cfg_path)
-                except PerceptLabError:
-                    continue
+            for cfg_path, cfg in model_configs(folder):
                 name = cfg.get("name", cfg_path.stem)
                 if name in found and found[name].builtin and not builtin:
                     continue  # a user model never shadows a built-in one

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -18,8 +17,8 @@ import torch.nn.functional as F
 
 from perceptlab.data.mnist import MnistData
 from perceptlab.engine.augment import random_affine
-from perceptlab.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from perceptlab.engine.classifiers import build
+from perceptlab.engine.supervised import supervised_loop
 from perceptlab.engine.weights import save_weights
 
 
@@ -78,39 +77,27 @@ def train_classifier(
     gen = torch.Generator().manual_seed(recipe.seed)
     model = build(recipe.arch).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    ckpt = Path(run_dir) / f"{name}_checkpoint.safetensors"
     images, labels = data.tensors()
-    n = len(labels)
-    steps_per_epoch = math.ceil(n / recipe.batch_size)
-    total = steps_per_epoch * recipe.epochs
-    epoch, elapsed = 0, 0.0
-    if has_checkpoint(ckpt):
-        scalars = load_checkpoint(ckpt, model, opt, generator=gen)
-        epoch, elapsed = scalars["epoch"], scalars["elapsed_s"]
-    t0 = time.monotonic() - elapsed
-    while epoch < recipe.epochs:
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        running, seen = 0.0, 0
-        for i in range(steps_per_epoch):
-            step = epoch * steps_per_epoch + i
-            idx = perm[i * recipe.batch_size : (i + 1) * recipe.batch_size]
-            x, y = images[idx], labels[idx]
-            if recipe.augment:
-                x = random_affine(x, gen)
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(step, total, recipe)
-            loss = F.cross_entropy(model(x.to(device)), y.to(device), label_smoothing=recipe.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running += loss.detach().item() * len(idx)
-            seen += len(idx)
-            yield {"kind": "step", "step": step + 1, "total": total, "loss": running / seen}
-        epoch += 1
-        elapsed = time.monotonic() - t0
-        save_checkpoint(ckpt, model, opt, {"epoch": epoch, "elapsed_s": elapsed}, generator=gen)
-        yield {"kind": "epoch", "epoch": epoch, "epochs": recipe.epochs, "loss": running / seen}
+
+    def prepare(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return (random_affine(x, gen) if recipe.augment else x), y
+
+    def loss_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(model(x.to(device)), y.to(device), label_smoothing=recipe.label_smoothing)
+
+    elapsed = yield from supervised_loop(
+        model,
+        opt,
+        Path(run_dir) / f"{name}_checkpoint.safetensors",
+        images,
+        labels,
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        generator=gen,
+        lr_at=lambda step, total: _lr_at(step, total, recipe),
+        loss_fn=loss_fn,
+        prepare=prepare,
+    )
     model.eval()
     config = {
         "name": name,
@@ -123,7 +110,7 @@ def train_classifier(
             "train_seconds": round(elapsed),
             "data": data.source,
             "data_fingerprint": data.fingerprint(),
-            "n_train": n,
+            "n_train": len(labels),
         },
     }
     save_weights(model.state_dict(), out_path, config)

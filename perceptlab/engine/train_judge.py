@@ -8,7 +8,6 @@ ratings instead, as in the paper (soft-target binary cross-entropy).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -19,9 +18,9 @@ import torch.nn.functional as F
 
 from perceptlab.data.mnist import MnistData
 from perceptlab.engine.augment import random_affine
-from perceptlab.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from perceptlab.engine.classifiers import SmallVGG
 from perceptlab.engine.nondigits import make_nondigits
+from perceptlab.engine.supervised import supervised_loop
 from perceptlab.engine.weights import save_weights
 
 
@@ -78,43 +77,32 @@ def train_judge(
         target_desc = f"{len(y_all)} rated images (regression on ratings)"
     model = SmallVGG(num_outputs=1).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    ckpt = Path(run_dir) / "judge_checkpoint.safetensors"
-    n = len(y_all)
-    steps_per_epoch = math.ceil(n / recipe.batch_size)
-    total = steps_per_epoch * recipe.epochs
-    epoch, elapsed = 0, 0.0
-    if has_checkpoint(ckpt):
-        scalars = load_checkpoint(ckpt, model, opt, generator=gen)
-        epoch, elapsed = scalars["epoch"], scalars["elapsed_s"]
-    t0 = time.monotonic() - elapsed
-    while epoch < recipe.epochs:
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        running, seen = 0.0, 0
-        for i in range(steps_per_epoch):
-            step = epoch * steps_per_epoch + i
-            idx = perm[i * recipe.batch_size : (i + 1) * recipe.batch_size]
-            x, y = x_all[idx], y_all[idx]
-            # Half of every batch, real and non-digit alike, goes through the random affine: its
-            # bilinear resampling softens strokes, so it must not tell real digits from the others.
-            warp = torch.rand(len(idx), generator=gen) < AUGMENT_SHARE
-            if warp.any():
-                x = x.clone()
-                x[warp] = random_affine(x[warp], gen)
-            lr = recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            loss = F.binary_cross_entropy_with_logits(model(x.to(device))[:, 0], y.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running += loss.detach().item() * len(idx)
-            seen += len(idx)
-            yield {"kind": "step", "step": step + 1, "total": total, "loss": running / seen}
-        epoch += 1
-        elapsed = time.monotonic() - t0
-        save_checkpoint(ckpt, model, opt, {"epoch": epoch, "elapsed_s": elapsed}, generator=gen)
-        yield {"kind": "epoch", "epoch": epoch, "epochs": recipe.epochs, "loss": running / seen}
+
+    def prepare(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        # Half of every batch, real and non-digit alike, goes through the random affine: its
+        # bilinear resampling softens strokes, so it must not tell real digits from the others.
+        warp = torch.rand(len(x), generator=gen) < AUGMENT_SHARE
+        if warp.any():
+            x = x.clone()
+            x[warp] = random_affine(x[warp], gen)
+        return x, y
+
+    def loss_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(model(x.to(device))[:, 0], y.to(device))
+
+    elapsed = yield from supervised_loop(
+        model,
+        opt,
+        Path(run_dir) / "judge_checkpoint.safetensors",
+        x_all,
+        y_all,
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        generator=gen,
+        lr_at=lambda step, total: recipe.lr * 0.5 * (1 + math.cos(math.pi * step / total)),
+        loss_fn=loss_fn,
+        prepare=prepare,
+    )
     config = {
         "name": out_path.stem,
         "kind": "judge",

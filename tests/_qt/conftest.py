@@ -16,33 +16,14 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 pytest.importorskip("pytestqt")
 
-TINY_PRIOR = {"patch_size": 7, "num_heads": 2, "head_dim": 8, "num_layers": 1}
-
-
-def build_tiny_registry(folder: Path) -> Path:
-    """dit (tiny DiT), vgg and mlp (logistic regressions) and judge, randomly initialised."""
-    import torch
-
-    from perceptlab.engine.classifiers import build
-    from perceptlab.engine.prior import DiTPrior, PriorConfig
-    from perceptlab.engine.weights import save_weights
-
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    cfg = PriorConfig(**TINY_PRIOR)
-    save_weights(DiTPrior(cfg).state_dict(), folder / "dit.safetensors",
-                 {"name": "dit", "kind": "prior", "arch": "dit", "arch_config": cfg.to_dict()})
-    for name in ("vgg", "mlp"):
-        save_weights(build("logreg").state_dict(), folder / f"{name}.safetensors",
-                     {"name": name, "kind": "classifier", "arch": "logreg", "arch_config": {}})
-    save_weights(build("logreg", {"num_outputs": 1}).state_dict(), folder / "judge.safetensors",
-                 {"name": "judge", "kind": "judge", "arch": "logreg", "arch_config": {}})
-    return folder
-
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
-    return build_tiny_registry(tmp_path_factory.mktemp("tiny_weights"))
+    """dit (tiny DiT), vgg and mlp (logistic regressions) and judge, randomly initialised."""
+    from tests.conftest import build_tiny_registry
+
+    classifiers = (("vgg", "logreg"), ("mlp", "logreg"))
+    return build_tiny_registry(tmp_path_factory.mktemp("tiny_weights"), classifiers)
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ import torch
 from perceptlab.data.mnist import MnistData
 from perceptlab.engine.classifiers import build
 from perceptlab.engine.registry import Registry
-from perceptlab.engine.weights import save_weights
+from tests.conftest import build_tiny_registry, run_gen, save_model  # noqa: F401  (run_gen: re-exported)
 
 N_CLASSES = 10
 
@@ -98,11 +98,13 @@ def save_tiny_model(
             opt.zero_grad()
             loss.backward()
             opt.step()
-    save_weights(
-        model.state_dict(),
-        folder / f"{name}.safetensors",
-        {"name": name, "kind": "classifier", "arch": arch, "arch_config": {}},
-    )
+    save_model(folder, name, "classifier", arch, model)
+
+
+def save_tiny_classifiers(folder, data: MnistData) -> None:
+    """``tinylr`` (logreg) and ``tinymlp`` (MLP), briefly trained on ``data``'s training digits."""
+    save_tiny_model(folder, "tinylr", "logreg", train_on=data.train(), steps=30)
+    save_tiny_model(folder, "tinymlp", "mlp", train_on=data.train(), steps=15)
 
 
 @contextlib.contextmanager
@@ -127,30 +129,12 @@ def mnist_fake() -> MnistData:
     return fake_mnist()
 
 
-def save_tiny_prior_and_judge(folder) -> None:
-    from perceptlab.engine.prior import DiTPrior, PriorConfig
-
-    torch.manual_seed(0)
-    prior = DiTPrior(PriorConfig(patch_size=7, num_heads=2, head_dim=8, num_layers=1))
-    save_weights(
-        prior.state_dict(),
-        folder / "dit.safetensors",
-        {"name": "dit", "kind": "prior", "arch": "dit", "arch_config": prior.config.to_dict()},
-    )
-    save_weights(
-        build("logreg", {"num_outputs": 1}).state_dict(),
-        folder / "judge.safetensors",
-        {"name": "judge", "kind": "judge", "arch": "logreg", "arch_config": {}},
-    )
-
-
 @pytest.fixture(scope="session")
 def builtin_dir(tmp_path_factory, mnist_fake):
     """Built-in weights of the tests: tiny classifiers ``tinylr`` (logreg) and ``tinymlp`` (MLP)."""
     folder = tmp_path_factory.mktemp("builtin")
     with one_thread():
-        save_tiny_model(folder, "tinylr", "logreg", train_on=mnist_fake.train(), steps=30)
-        save_tiny_model(folder, "tinymlp", "mlp", train_on=mnist_fake.train(), steps=15)
+        save_tiny_classifiers(folder, mnist_fake)
     return folder
 
 
@@ -159,20 +143,9 @@ def builtin_with_prior(tmp_path_factory, mnist_fake):
     """As ``builtin_dir`` plus a tiny untrained prior ``dit`` and judge ``judge``."""
     folder = tmp_path_factory.mktemp("builtin_prior")
     with one_thread():
-        save_tiny_model(folder, "tinylr", "logreg", train_on=mnist_fake.train(), steps=30)
-        save_tiny_model(folder, "tinymlp", "mlp", train_on=mnist_fake.train(), steps=15)
-        save_tiny_prior_and_judge(folder)
+        save_tiny_classifiers(folder, mnist_fake)
+        build_tiny_registry(folder, classifiers=())
     return folder
-
-
-def run_gen(gen):
-    """Drive a generator to its end: (records, return value)."""
-    records = []
-    try:
-        while True:
-            records.append(next(gen))
-    except StopIteration as stop:
-        return records, stop.value
 
 
 @pytest.fixture()

@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -371,7 +372,7 @@ def test_read_only_folder_when_creating_a_file_fails(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(library_module.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)  # the module check_writable probes with
     with pytest.raises(PerceptLabError, match="ro is read-only"):
         StimulusLibrary.create(tmp_path / "ro")
 

@@ -1,15 +1,12 @@
 """Generation jobs: the regenerate-rejects loop with fake samplers, and real (tiny) jobs into a library."""
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from perceptlab.data.images import float_to_uint8
 from perceptlab.data.library import Stimulus, StimulusLibrary
-from perceptlab.engine.classifiers import build
 from perceptlab.engine.filters import FilterSettings, rejudge
 from perceptlab.engine.generate import (
     BatchOutcome,
@@ -18,40 +15,10 @@ from perceptlab.engine.generate import (
     fill_targets,
     generate,
 )
-from perceptlab.engine.prior import DiTPrior, PriorConfig
 from perceptlab.engine.registry import Registry
 from perceptlab.engine.sampler import SamplerSettings, load_models, sample_batch
-from perceptlab.engine.weights import save_weights
 from perceptlab.errors import PerceptLabError
-
-
-def make_tiny_weights(folder: Path) -> Path:
-    """A tiny prior ``dit``, classifiers ``vgg`` (MLP) and ``lrm``, and a ``judge``, randomly initialised."""
-    torch.manual_seed(0)
-    prior = DiTPrior(PriorConfig(patch_size=7, num_heads=2, head_dim=8, num_layers=1))
-    save_weights(
-        prior.state_dict(), folder / "dit.safetensors",
-        {"name": "dit", "kind": "prior", "arch": "dit", "arch_config": prior.config.to_dict()},
-    )  # fmt: skip
-    for name, arch in (("vgg", "mlp"), ("lrm", "logreg")):
-        save_weights(
-            build(arch).state_dict(), folder / f"{name}.safetensors",
-            {"name": name, "kind": "classifier", "arch": arch, "arch_config": {}},
-        )  # fmt: skip
-    save_weights(
-        build("logreg", {"num_outputs": 1}).state_dict(), folder / "judge.safetensors",
-        {"name": "judge", "kind": "judge", "arch": "logreg", "arch_config": {}},
-    )  # fmt: skip
-    return folder
-
-
-def _run(gen):
-    records = []
-    try:
-        while True:
-            records.append(next(gen))
-    except StopIteration as stop:
-        return records, stop.value
+from tests.conftest import build_tiny_registry, run_gen
 
 
 def _fake_runner(passes):
@@ -75,7 +42,7 @@ def _fake_runner(passes):
 def test_always_failing_sampler_respects_the_budget():
     run, batches = _fake_runner(lambda s: False)
     targets = expand_targets([(3, 5), (4, 9)], 3)
-    records, summary = _run(fill_targets(targets, run, batch_size=4, base_seed=100, regenerate=True, max_rounds=3))
+    records, summary = run_gen(fill_targets(targets, run, batch_size=4, base_seed=100, regenerate=True, max_rounds=3))
     assert summary.rounds == 3 and summary.generated == 18 and summary.accepted == 0
     assert summary.unfilled == 6 and summary.acceptance_rate == 0.0
     seeds = [s for b in batches for s in b]
@@ -88,7 +55,7 @@ def test_sometimes_passing_sampler_fills_every_target():
     run, batches = _fake_runner(lambda s: s % 3 == 0)
     targets = expand_targets(all_pairs()[:5], 2)
     stored = []
-    records, summary = _run(
+    records, summary = run_gen(
         fill_targets(
             targets,
             run,
@@ -115,7 +82,7 @@ def test_sometimes_passing_sampler_fills_every_target():
 
 def test_without_regeneration_there_is_one_round():
     run, batches = _fake_runner(lambda s: False)
-    _, summary = _run(fill_targets([(3, 5)] * 5, run, batch_size=2, base_seed=0, max_rounds=10))
+    _, summary = run_gen(fill_targets([(3, 5)] * 5, run, batch_size=2, base_seed=0, max_rounds=10))
     assert summary.rounds == 1 and summary.generated == 5 and len(batches) == 3
 
 
@@ -134,7 +101,7 @@ def test_a_crash_keeps_the_batches_already_committed(tmp_path):
 
     with StimulusLibrary.open_or_create(tmp_path / "lib") as lib:
         with pytest.raises(RuntimeError):
-            _run(
+            run_gen(
                 fill_targets([(3, 5)] * 4, run, batch_size=2, base_seed=0, store=lambda o: lib.add(o.records, o.images))
             )
         assert len(lib) == 2
@@ -142,7 +109,7 @@ def test_a_crash_keeps_the_batches_already_committed(tmp_path):
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    folder = make_tiny_weights(tmp_path_factory.mktemp("weights"))
+    folder = build_tiny_registry(tmp_path_factory.mktemp("weights"))
     return Registry(builtin_dir=folder, user_dir=folder / "u")
 
 
@@ -152,7 +119,7 @@ SETTINGS = SamplerSettings(classifier="vgg", steps=3, resample=2, gamma=0.2, gra
 def test_generate_into_a_library_and_read_back(registry, tmp_path):
     targets = expand_targets([(3, 5), (4, 9)], 3)
     with StimulusLibrary.open_or_create(tmp_path / "lib") as lib:
-        records, summary = _run(generate(SETTINGS, targets, registry=registry, library=lib))
+        records, summary = run_gen(generate(SETTINGS, targets, registry=registry, library=lib))
         assert summary.generated == 6 and summary.rounds == 1
         assert len(lib) == len(summary.ids) == 6 - summary.invalid  # without regeneration rejects are kept
         stored = lib.records()
@@ -173,11 +140,11 @@ def test_generate_into_a_library_and_read_back(registry, tmp_path):
 
     # the same settings and seed make the same images; one image is remade alone from its seed
     with StimulusLibrary.open_or_create(tmp_path / "lib2") as lib2:
-        _, again = _run(generate(SETTINGS, targets, registry=registry, library=lib2))
+        _, again = run_gen(generate(SETTINGS, targets, registry=registry, library=lib2))
         np.testing.assert_array_equal(images, np.stack([lib2.image(i) for i in again.ids]))
     rec = stored[4]
     models = load_models(SETTINGS, registry, "cpu")
-    _, alone = _run(sample_batch(SETTINGS, models, [(rec.class_a, rec.class_b)], [rec.seed]))
+    _, alone = run_gen(sample_batch(SETTINGS, models, [(rec.class_a, rec.class_b)], [rec.seed]))
     diff = np.abs(float_to_uint8(alone.images.numpy()[0, 0]).astype(int) - images[4].astype(int))
     assert diff.max() <= 1
 
@@ -186,16 +153,16 @@ def test_regenerate_stores_only_accepted_and_reference_is_checked(registry, tmp_
     lenient = FilterSettings(min_prob=0.0, require_top_two=False, min_judge=None)
     strict = FilterSettings(min_prob=0.99)
     with StimulusLibrary.open_or_create(tmp_path / "lib") as lib:
-        _, ok = _run(generate(SETTINGS, [(3, 5)] * 2, filters=lenient, registry=registry, library=lib, regenerate=True))
+        _, ok = run_gen(generate(SETTINGS, [(3, 5)] * 2, filters=lenient, registry=registry, library=lib, regenerate=True))
         assert ok.accepted == 2 and ok.unfilled == 0 and len(lib) == 2
-        _, bad = _run(
+        _, bad = run_gen(
             generate(
                 SETTINGS, [(3, 5)] * 2, filters=strict, registry=registry, library=lib, regenerate=True, max_rounds=2
             )
         )
         assert bad.generated == 4 and bad.accepted == 0 and bad.unfilled == 2 and len(lib) == 2
         ref = lib.ids()[0]
-        _, with_ref = _run(generate(SETTINGS.replace(reference=ref), [(3, 5)], registry=registry, library=lib))
+        _, with_ref = run_gen(generate(SETTINGS.replace(reference=ref), [(3, 5)], registry=registry, library=lib))
         assert lib.get(with_ref.ids[0]).settings["sampler"]["reference"] == ref
         with pytest.raises(PerceptLabError, match="no stimulus"):
-            _run(generate(SETTINGS.replace(reference="s999999"), [(3, 5)], registry=registry, library=lib))
+            run_gen(generate(SETTINGS.replace(reference="s999999"), [(3, 5)], registry=registry, library=lib))

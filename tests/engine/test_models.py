@@ -11,8 +11,9 @@ from perceptlab.engine.prior import DiTPrior, PriorConfig, sample
 from perceptlab.engine.registry import Registry, predict_probs
 from perceptlab.engine.weights import load_weights, save_weights
 from perceptlab.errors import PerceptLabError
+from tests.conftest import tiny_prior_config
 
-TINY_PRIOR = PriorConfig(patch_size=7, num_heads=2, head_dim=8, num_layers=1)
+TINY_PRIOR = tiny_prior_config()
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))

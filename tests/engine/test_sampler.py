@@ -9,7 +9,6 @@ import torch
 from perceptlab.engine import sampler
 from perceptlab.engine.classifiers import build
 from perceptlab.engine.guidance import build_guidance
-from perceptlab.engine.prior import DiTPrior, PriorConfig
 from perceptlab.engine.sampler import (
     DEFAULT_PRESET,
     PRESETS,
@@ -22,6 +21,7 @@ from perceptlab.engine.sampler import (
     step_beta,
 )
 from perceptlab.errors import PerceptLabError
+from tests.conftest import run_gen, tiny_prior
 
 A = torch.tensor([3, 4, 1, 7])
 B = torch.tensor([5, 9, 7, 2])
@@ -30,8 +30,7 @@ SEEDS = [11, 12, 13, 14]
 
 @pytest.fixture(scope="module")
 def prior():
-    torch.manual_seed(0)
-    return DiTPrior(PriorConfig(patch_size=7, num_heads=2, head_dim=8, num_layers=1)).eval().requires_grad_(False)
+    return tiny_prior(0).eval().requires_grad_(False)
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +39,6 @@ def guidance():
     clf = build("logreg")
     judge = build("logreg", {"num_outputs": 1})
     return build_guidance("uncertainty", A, B, clf, judge=judge)
-
-
-def _run(gen):
-    records = []
-    try:
-        while True:
-            records.append(next(gen))
-    except StopIteration as stop:
-        return records, stop.value
 
 
 def test_normalize_per_image_sets_the_norm_and_keeps_zero_at_zero():
@@ -125,7 +115,7 @@ def test_loop_renoises_with_each_steps_beta_and_skips_the_last_step(prior, guida
         return real(x, beta, gens)
 
     monkeypatch.setattr(sampler, "renoise", spy)
-    records, result = _run(guided_sample(prior, guidance, SEEDS, steps=3, resample=3, gamma=0.1, grad="x0"))
+    records, result = run_gen(guided_sample(prior, guidance, SEEDS, steps=3, resample=3, gamma=0.1, grad="x0"))
     sched = prior.make_scheduler()
     sched.set_timesteps(3)
     t0, t1, _ = sched.timesteps
@@ -141,16 +131,16 @@ def test_loop_renoises_with_each_steps_beta_and_skips_the_last_step(prior, guida
 
 def test_seeding_same_seed_same_images_and_image_alone(prior, guidance):
     kw = {"steps": 3, "resample": 2, "gamma": 0.2, "grad": "full"}
-    _, r1 = _run(guided_sample(prior, guidance, SEEDS, **kw))
-    _, r2 = _run(guided_sample(prior, guidance, SEEDS, **kw))
+    _, r1 = run_gen(guided_sample(prior, guidance, SEEDS, **kw))
+    _, r2 = run_gen(guided_sample(prior, guidance, SEEDS, **kw))
     assert torch.equal(r1.images, r2.images)
-    _, r3 = _run(guided_sample(prior, guidance, [21, 22, 23, 24], **kw))
+    _, r3 = run_gen(guided_sample(prior, guidance, [21, 22, 23, 24], **kw))
     assert not torch.allclose(r1.images, r3.images)
     # image 2 alone, from its recorded seed and its own pair
     clf = guidance.terms[0][1].classifier
     judge = guidance.terms[1][1].judge
     alone = build_guidance("uncertainty", A[2:3], B[2:3], clf, judge=judge)
-    _, r4 = _run(guided_sample(prior, alone, [r1.seeds[2]], **kw))
+    _, r4 = run_gen(guided_sample(prior, alone, [r1.seeds[2]], **kw))
     torch.testing.assert_close(r4.images[0], r1.images[2], rtol=1e-4, atol=1e-4)
 
 
@@ -169,12 +159,12 @@ class _NaNForImage:
 def test_nan_in_one_image_drops_only_that_image(prior, guidance):
     kw = {"steps": 3, "resample": 2, "gamma": 0.2, "grad": "x0"}
     poisoned = type(guidance)([*guidance.terms, (1.0, _NaNForImage(1))])
-    records, result = _run(guided_sample(prior, poisoned, SEEDS, **kw))
+    records, result = run_gen(guided_sample(prior, poisoned, SEEDS, **kw))
     assert result.valid.tolist() == [True, False, True, True]
     assert "non-finite" in result.reasons[1] and result.reasons[0] == ""
     assert torch.isfinite(result.images).all() and (result.images[1] == 0).all()
     assert records[0]["valid"].tolist() == [True, False, True, True]
-    _, clean = _run(guided_sample(prior, guidance, SEEDS, **kw))
+    _, clean = run_gen(guided_sample(prior, guidance, SEEDS, **kw))
     torch.testing.assert_close(result.images[[0, 2, 3]], clean.images[[0, 2, 3]], rtol=1e-5, atol=1e-5)
 
 

@@ -8,17 +8,13 @@ from perceptlab.engine.registry import Registry
 from perceptlab.engine.train_classifiers import ClassifierRecipe, evaluate_accuracy, train_classifier
 from perceptlab.engine.train_judge import JudgeRecipe, auc, train_judge
 from perceptlab.engine.train_prior import PriorTrainConfig, min_snr_weights, train_prior
-from perceptlab.engine.prior import PriorConfig
+from tests.conftest import run_gen, tiny_prior_config
 
-TINY_PRIOR = PriorConfig(patch_size=7, num_heads=2, head_dim=8, num_layers=1)
+TINY_PRIOR = tiny_prior_config()
 
 
 def _drain(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
+    return run_gen(gen)[1]
 
 
 def test_logreg_learns_and_exports(tmp_path, builtin_mnist):
