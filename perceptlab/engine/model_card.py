@@ -69,7 +69,10 @@ def render(folder: Path) -> str:
         "",
         "Recipe (all classifiers): AdamW, batch 128, cosine learning-rate decay after 100 warm-up steps,",
         "random affine augmentation (±10°, ±2 px, scale 0.9–1.1; none for `lrm`), cross-entropy, seed 0.",
-        "Per-model learning rate and weight decay are in each JSON config (`training`).",
+        "Per-model learning rate and weight decay are in each JSON config (`training`). `vit` was trained",
+        "12 epochs, then resumed from its epoch-12 checkpoint with the recipe extended to 16 epochs (the",
+        "cosine schedule recomputed for 16, so epochs 13-16 ran at 15% of the base rate and below):",
+        "12 epochs gave 95.70% on the hold-out, 16 gave the figure above.",
         "",
     ]
     judge = _load(folder, "judge")

@@ -41,7 +41,7 @@ RECIPES: dict[str, ClassifierRecipe] = {
     "cornet": ClassifierRecipe("cornet_z", epochs=15),
     "mlp": ClassifierRecipe("mlp", epochs=30),
     "lrm": ClassifierRecipe("logreg", epochs=30, lr=3e-3, weight_decay=0.0, augment=False),
-    "vit": ClassifierRecipe("vit", epochs=12, lr=5e-4, weight_decay=0.05),
+    "vit": ClassifierRecipe("vit", epochs=16, lr=5e-4, weight_decay=0.05),
 }
 
 
