@@ -163,3 +163,20 @@ def test_bad_model_output_is_skipped_with_reason(library, simulated):
     stimuli = resolve_stimuli(table, manifest=load_manifest(library))
     analysis = analyze_table(table, stimuli=stimuli, models=["odd"], predict=broken)
     assert "shape" in analysis.skipped["model_human:odd"] and not analysis.model_human
+
+
+def test_report_entropies_equal_scipy_recomputation(simulated, tmp_path):
+    """per_stimulus.csv's entropies against scipy on counts recomputed from the raw trial file."""
+    from scipy.stats import entropy
+
+    out = tmp_path / "report"
+    assert _run(analyze_cli, ["analyze", str(simulated), "--min-responses", "1", "--out", str(out)]) == 0
+    per = pd.read_csv(out / "per_stimulus.csv").set_index("stimulus")
+    raw = pd.read_csv(simulated)
+    raw["key"] = raw["stimulus"].astype(str).str.replace(r"^.*/", "", regex=True).str.replace(r"\.png$", "", regex=True)
+    counts = pd.crosstab(raw["key"], raw["response"]).reindex(columns=range(10), fill_value=0)
+    assert len(per) == len(counts)
+    for key, row in counts.iterrows():
+        match = per.loc[[s for s in per.index if str(s).replace(".png", "").endswith(key)][0]]
+        assert match["n"] == row.sum()
+        assert match["entropy_bits"] == pytest.approx(entropy(row.to_numpy(), base=2), abs=1e-9)
