@@ -9,6 +9,9 @@
   with the same frozen trunk.
 - :mod:`perceptlab.align.finetune` — GroupNet (base + MNIST + trials, 1:1) and IndivNet (GroupNet +
   own trials + all trials + MNIST, 2:1:1) as progress generators; :class:`FinetuneRecipe`.
+- :mod:`perceptlab.align.recipe` — :class:`FinetuneRecipe` and :class:`FinetuneResult` (re-exported
+  by ``finetune``).
+- :mod:`perceptlab.align.sources` — training sources, their targets and the per-batch schedule.
 - :mod:`perceptlab.align.store` — fine-tuned models in the user model folder (save, list, rename,
   delete); they appear in the registry.
 - :mod:`perceptlab.align.pipeline` — one run (group / individual / both -> save -> evaluate ->

@@ -36,18 +36,17 @@ The recipe stored with every model records which layers were trained.
 The functions are generators: they yield ``{"kind": "features" | "step" | "epoch", ...}`` records
 and return a :class:`FinetuneResult` (in memory — nothing is written; see
 :mod:`perceptlab.align.store`). Closing the generator stops the work at the next yield.
+
+:class:`FinetuneRecipe` / :class:`FinetuneResult` live in :mod:`perceptlab.align.recipe` and the
+training sources and batch schedule in :mod:`perceptlab.align.sources`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import math
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime, timezone
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,183 +55,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perceptlab import __version__
 from perceptlab.align.datasets import AlignData
 from perceptlab.align.features import FeatureCache, ImageBank
-from perceptlab.align.layers import TRAINABLE, LogitCalibration, module_hash, resolve_trainable, split_model
-from perceptlab.data.mnist import MnistData, load_mnist
+from perceptlab.align.layers import LogitCalibration, module_hash, resolve_trainable, split_model
+
+# Re-exported: these lived here before the split and are imported from here elsewhere.
+from perceptlab.align.recipe import LEVELS, SELECT_BY, FinetuneRecipe, FinetuneResult  # noqa: F401
+from perceptlab.align.sources import (  # noqa: F401
+    _allocate,
+    _mnist_source,
+    _one_hot,
+    _rows_tensor,
+    _schedule,
+    _Source,
+    _stream,
+    _trial_targets,
+)
+from perceptlab.data.mnist import MnistData
 from perceptlab.engine.registry import Registry, default_registry
 from perceptlab.errors import PerceptLabError
 
-LEVELS = ("group", "individual")
-SELECT_BY = ("val_loss", "val_accuracy")
 EVAL_CHUNK = 4096
-
-
-@dataclass
-class FinetuneRecipe:
-    """Every setting of a fine-tuning run (defaults: the paper's); round-trips through JSON."""
-
-    epochs: int = 16
-    lr: float = 1e-3
-    batch_size: int = 128
-    weight_decay: float = 0.01  # AdamW's default
-    trainable: str = "auto"  # GroupNet: auto | all | head | readout | calibration (perceptlab.align.layers)
-    indiv_trainable: str = "auto"  # IndivNet: the same choices; auto = calibration
-    soft_labels: bool = False
-    soft_confidence: float = 1.0  # omega: target = omega * choice distribution + (1 - omega) * uniform
-    soft_prior_count: float = 0.0  # > 0: omega scaled by n / (n + soft_prior_count) per stimulus
-    group_mix: tuple[float, ...] = (1.0, 1.0)  # trials : MNIST
-    indiv_mix: tuple[float, ...] = (2.0, 1.0, 1.0)  # own trials : all trials : MNIST
-    select_by: str = "val_loss"  # val_loss | val_accuracy
-    secondary_pool: int | None = 1000  # IndivNet: distinct all-trials / MNIST samples drawn from
-    calibration_lr_scale: float = 30.0  # trainable="calibration": lr of the offset / scale = lr * this
-    seed: int = 0
-
-    def validate(self) -> FinetuneRecipe:
-        def bad(msg: str, fix: str) -> PerceptLabError:
-            return PerceptLabError(msg, fix=fix)
-
-        if self.epochs < 1:
-            raise bad(f"epochs = {self.epochs}", "use at least 1 epoch (paper: 16)")
-        if not self.lr > 0:
-            raise bad(f"learning rate = {self.lr}", "use a positive learning rate (paper: 1e-3)")
-        if self.batch_size < 2:
-            raise bad(f"batch size = {self.batch_size}", "use a batch size of at least 2 (paper: 128)")
-        if self.weight_decay < 0:
-            raise bad(f"weight decay = {self.weight_decay}", "use >= 0")
-        for name in ("trainable", "indiv_trainable"):
-            value = getattr(self, name)
-            if value != "auto" and value not in TRAINABLE:
-                raise bad(f"unknown trainable layers {value!r}", f"use auto, {', '.join(TRAINABLE)}")
-        if self.calibration_lr_scale <= 0:
-            raise bad(f"calibration lr scale = {self.calibration_lr_scale}", "use a positive factor (default 30)")
-        if not 0 <= self.soft_confidence <= 1:
-            raise bad(f"soft-label confidence = {self.soft_confidence}", "use a weight in [0, 1]")
-        if self.soft_prior_count < 0:
-            raise bad(f"soft-label prior count = {self.soft_prior_count}", "use >= 0")
-        for name, n in (("group_mix", 2), ("indiv_mix", 3)):
-            mix = tuple(getattr(self, name))
-            if len(mix) != n or any(r < 0 for r in mix) or mix[0] <= 0:
-                raise bad(f"{name} = {mix}", f"give {n} non-negative ratios, the first (the participants' trials) > 0")
-        if self.select_by not in SELECT_BY:
-            raise bad(f"unknown selection {self.select_by!r}", f"use one of: {', '.join(SELECT_BY)}")
-        if self.secondary_pool is not None and self.secondary_pool < 1:
-            raise bad(f"secondary pool = {self.secondary_pool}", "use a positive size or None (everything)")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["group_mix"] = list(self.group_mix)
-        d["indiv_mix"] = list(self.indiv_mix)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FinetuneRecipe:
-        """Inverse of ``to_dict``; unknown keys are refused (a typo would silently change nothing)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise PerceptLabError(
-                f"unknown recipe field(s): {', '.join(unknown)}", fix=f"known: {', '.join(sorted(known))}"
-            )
-        values = dict(d)
-        for k in ("group_mix", "indiv_mix"):
-            if k in values:
-                values[k] = tuple(float(v) for v in values[k])
-        return cls(**values)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text_or_path: str | Path) -> FinetuneRecipe:
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            path = Path(text)
-            try:
-                text = path.read_text()
-            except OSError as exc:
-                raise PerceptLabError(f"recipe file {path} cannot be read ({exc.strerror or exc})") from None
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise PerceptLabError(f"recipe is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-
-    def replace(self, **changes: Any) -> FinetuneRecipe:
-        return replace(self, **changes)
-
-
-@dataclass
-class FinetuneResult:
-    """A fine-tuned model (eval mode, best epoch's weights) and how it came about."""
-
-    model: nn.Module
-    level: str
-    arch: str
-    arch_config: dict
-    base: str
-    base_sha256: str
-    lineage: list[dict]  # [{"name", "sha256"}] from the zoo model to the direct parent
-    participants: list[str]
-    recipe: FinetuneRecipe  # with ``trainable`` / ``indiv_trainable`` resolved
-    history: list[dict]
-    best_epoch: int
-    data_hash: str
-    split: dict
-    counts: dict
-    seconds: float
-    feature_seconds: float
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    trunk_hash: str | None = None
-    saved_name: str | None = None  # set by perceptlab.align.store.save_model
-    saved_sha256: str | None = None
-
-    @property
-    def best(self) -> dict:
-        return next(h for h in self.history if h["epoch"] == self.best_epoch)
-
-    @property
-    def root(self) -> str:
-        """The zoo model at the start of the lineage (e.g. ``vgg``)."""
-        return self.lineage[0]["name"] if self.lineage else self.base
-
-    def metrics(self) -> dict:
-        start = self.history[0]
-        best = self.best
-        return {
-            "best_epoch": self.best_epoch,
-            "val_loss": best["val_loss"],
-            "val_accuracy": best["val_accuracy"],
-            "start_val_loss": start["val_loss"],
-            "start_val_accuracy": start["val_accuracy"],
-            "n_val_trials": best["n_val"],
-            "seconds": round(self.seconds, 2),
-            "feature_seconds": round(self.feature_seconds, 2),
-            "history": self.history,
-        }
-
-    def config(self, name: str) -> dict:
-        """The JSON config stored beside the weights."""
-        return {
-            "name": name,
-            "kind": "classifier",
-            "arch": self.arch,
-            "arch_config": self.arch_config,
-            "num_classes": 10,
-            "level": self.level,
-            "base": self.base,
-            "base_sha256": self.base_sha256,
-            "lineage": self.lineage,
-            "participants": self.participants,
-            "data_hash": self.data_hash,
-            "split": self.split,
-            "recipe": self.recipe.to_dict(),
-            "counts": self.counts,
-            "metrics": self.metrics(),
-            "created": self.created,
-            "perceptlab_version": __version__,
-        }
 
 
 # ----------------------------------------------------------------------------- starting models
@@ -262,81 +105,6 @@ def _load_start(start: str | FinetuneResult, registry: Registry, device: torch.d
     sha = registry.weight_hash(entry.name)
     lineage = [*cfg.get("lineage", []), {"name": entry.name, "sha256": sha}]
     return _Start(model, entry.arch, dict(cfg.get("arch_config", {})), entry.name, sha, lineage)
-
-
-# ----------------------------------------------------------------------------- sources and schedule
-
-
-@dataclass
-class _Source:
-    name: str
-    bank: str  # "stimuli" | "mnist"
-    rows: torch.Tensor  # bank row of each sample
-    targets: torch.Tensor  # (N, C) probabilities
-    per_batch: int = 0
-
-
-def _allocate(batch_size: int, ratios: Sequence[float]) -> list[int]:
-    """Samples per source in a batch: proportional to the ratios, each positive ratio >= 1."""
-    total = float(sum(ratios))
-    raw = [batch_size * r / total for r in ratios]
-    counts = [max(1, int(math.floor(x))) if r > 0 else 0 for x, r in zip(raw, ratios)]
-    order = sorted(range(len(raw)), key=lambda i: raw[i] - math.floor(raw[i]), reverse=True)
-    i = 0
-    while sum(counts) < batch_size and any(r > 0 for r in ratios):
-        j = order[i % len(order)]
-        if ratios[j] > 0:
-            counts[j] += 1
-        i += 1
-    while sum(counts) > batch_size:
-        j = max(range(len(counts)), key=lambda k: counts[k])
-        counts[j] -= 1
-    return counts
-
-
-def _one_hot(labels: np.ndarray, n_classes: int) -> torch.Tensor:
-    return F.one_hot(torch.tensor(np.asarray(labels, dtype=np.int64)), n_classes).float()
-
-
-def _trial_targets(data: AlignData, rows, reference, recipe: FinetuneRecipe) -> torch.Tensor:
-    """Hard one-hot responses, or the smoothed choice distribution of each trial's stimulus over the
-    ``reference`` trials (seeds/004: omega * human distribution + (1 - omega) * uniform)."""
-    c = data.n_classes
-    if not recipe.soft_labels:
-        return _one_hot(rows["response"].to_numpy(), c)
-    counts = data.choice_counts(reference).astype(np.float64)
-    n = counts.sum(axis=1, keepdims=True)
-    dist = np.divide(counts, n, out=np.full_like(counts, 1.0 / c), where=n > 0)
-    omega = np.full_like(n, recipe.soft_confidence)
-    if recipe.soft_prior_count > 0:
-        omega = omega * n / (n + recipe.soft_prior_count)
-    soft = omega * dist + (1 - omega) / c
-    return torch.from_numpy(soft[rows["sidx"].to_numpy()]).float()
-
-
-def _stream(n: int, count: int, gen: torch.Generator, pool: torch.Tensor | None = None) -> torch.Tensor:
-    """``count`` draws from range(n) (or from ``pool``), without replacement within each pass."""
-    base = pool if pool is not None else torch.arange(n)
-    if len(base) == 0 or count == 0:
-        return torch.zeros(0, dtype=torch.long)
-    reps = math.ceil(count / len(base))
-    return torch.cat([base[torch.randperm(len(base), generator=gen)] for _ in range(reps)])[:count]
-
-
-def _schedule(sources: list[_Source], epochs: int, gen: torch.Generator, pools: dict[int, torch.Tensor]):
-    """Per epoch: list of per-step sample index tensors for every source."""
-    primary = sources[0]
-    n0 = len(primary.rows)
-    steps = math.ceil(n0 / primary.per_batch)
-    plan = []
-    for _ in range(epochs):
-        perm = torch.randperm(n0, generator=gen)
-        per_source = [[perm[s * primary.per_batch : (s + 1) * primary.per_batch] for s in range(steps)]]
-        for i, src in enumerate(sources[1:], start=1):
-            draws = _stream(len(src.rows), steps * src.per_batch, gen, pools.get(i))
-            per_source.append(list(draws.view(steps, src.per_batch)) if src.per_batch else [draws[:0]] * steps)
-        plan.append(list(zip(*per_source)))
-    return plan, steps
 
 
 # ----------------------------------------------------------------------------- evaluation helpers
@@ -508,18 +276,6 @@ def _prepare(recipe: FinetuneRecipe | None, device) -> tuple[FinetuneRecipe, tor
         trainable=resolve_trainable(recipe.trainable, device),
         indiv_trainable="calibration" if recipe.indiv_trainable == "auto" else recipe.indiv_trainable,
     ), device
-
-
-def _mnist_source(mnist: MnistData | None, n_classes: int) -> tuple[MnistData, _Source]:
-    train = (mnist if mnist is not None else load_mnist()).train()
-    if len(train) == 0:
-        raise PerceptLabError("no MNIST training digits to mix in", fix="use a MNIST source with training digits")
-    return train, _Source("mnist", "mnist", torch.arange(len(train)), _one_hot(train.labels, n_classes))
-
-
-def _rows_tensor(rows) -> torch.Tensor:
-    return torch.tensor(rows["sidx"].to_numpy(np.int64), dtype=torch.long)
-
 
 def finetune_group(
     base: str | FinetuneResult,
