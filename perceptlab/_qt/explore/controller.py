@@ -293,22 +293,8 @@ class GenerationController(QObject):
                           f"{summary.invalid} diverged. Select images and add them to the library.")
         self.finished.emit("done")
 
-    @Slot()
-    def _on_cancelled(self) -> None:
-        self._active = False
-        self._redraw.stop()
-        self._apply_latest()
-        self.stopped_at = time.perf_counter()
-        for t in self.tiles:
-            if not t.final:
-                t.stopped = True
-        self.tilesChanged.emit(0, len(self.tiles) - 1)
-        done = sum(1 for t in self.tiles if t.final)
-        self.message.emit(f"Generation cancelled; {done} finished images kept.")
-        self.finished.emit("cancelled")
-
-    @Slot(object)
-    def _on_error(self, exc) -> None:
+    def _halt(self) -> None:
+        """End of an interrupted run: stop redrawing, draw the last state, mark unfinished tiles stopped."""
         self._active = False
         self._redraw.stop()
         self._apply_latest()
@@ -317,6 +303,17 @@ class GenerationController(QObject):
             if not t.final:
                 t.stopped = True
         self.tilesChanged.emit(0, max(len(self.tiles) - 1, 0))
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self._halt()
+        done = sum(1 for t in self.tiles if t.final)
+        self.message.emit(f"Generation cancelled; {done} finished images kept.")
+        self.finished.emit("cancelled")
+
+    @Slot(object)
+    def _on_error(self, exc) -> None:
+        self._halt()
         self.message.emit(f"Generation failed: {exc}")
         self.failed.emit(exc)
         self.finished.emit("error")
