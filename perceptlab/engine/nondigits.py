@@ -6,7 +6,6 @@ seed reproduces them. ``half_denoised`` needs a prior; the others need at most s
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
@@ -129,8 +128,3 @@ def make_nondigits(
         images.append(x)
         names += [kind] * len(x)
     return torch.cat(images), names
-
-
-def rms_contrast(x: torch.Tensor) -> torch.Tensor:
-    """Per-image RMS contrast (diagnostics)."""
-    return x.flatten(1).std(dim=1) / math.sqrt(2)
