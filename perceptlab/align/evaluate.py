@@ -9,7 +9,8 @@
   higher accuracy; ties are counted separately; also by log-likelihood, which is less noisy);
 - model–human entropy agreement (DESIGN §3): Spearman of the per-stimulus human choice entropy
   (test stimuli with at least ``min_responses`` responses) against the entropy of the model's softmax,
-  through :func:`perceptlab.analysis.correlation.spearman_or_reason`;
+  through :func:`perceptlab.analysis.correlation.spearman_or_reason`; the per-stimulus entropies
+  behind it are in ``entropy_points`` (``stimulus``, ``human`` and one list per model, bits);
 - the gain of IndivNet over GroupNet by human-entropy bin (pooled over the participants' own test
   trials): the paper finds it concentrated on high-entropy images.
 
@@ -223,12 +224,18 @@ def evaluate_alignment(
     keep = n_resp >= min_responses
     human_h = entropy_bits(counts[keep]) if keep.any() else np.zeros(0)
     spear: dict[str, Any] = {"n_stimuli": int(keep.sum()), "min_responses": min_responses}
+    points: dict[str, list] = {
+        "stimulus": [str(k) for k in data.stimuli[test_rows[keep]]],
+        "human": [float(v) for v in human_h],
+    }
     for key, pr in probs.items():
         model_h = entropy_bits(pr[test_rows][keep]) if keep.any() else np.zeros(0)
         spear[key] = spearman_or_reason(
             human_h, model_h, x_label="human entropies", y_label="model entropies"
         ).to_dict()
+        points[key] = [float(v) for v in model_h]
     report["entropy_spearman"] = spear
+    report["entropy_points"] = points
 
     # IndivNet - GroupNet by human entropy bin (own test trials, pooled)
     if indiv_probs and "group" in probs:

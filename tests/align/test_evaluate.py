@@ -34,6 +34,11 @@ def test_report(align_data, mnist_fake, registry):
     assert ivg["participants"] == 2 and ivg["better"] + ivg["ties"] + ivg["worse"] == 2
     assert [p["participant"] for p in rep["participants"]] == ["P0", "P1"]
     assert rep["entropy_spearman"]["n_stimuli"] > 3 and "rho" in rep["entropy_spearman"]["group"]
+    pts = rep["entropy_points"]
+    assert len(pts["stimulus"]) == len(pts["human"]) == len(pts["base"]) == rep["entropy_spearman"]["n_stimuli"]
+    from scipy.stats import spearmanr
+
+    assert spearmanr(pts["human"], pts["group"])[0] == pytest.approx(rep["entropy_spearman"]["group"]["rho"])
     bins = rep["gain_by_entropy"]["bins"]
     assert sum(b["n_trials"] for b in bins) + rep["gain_by_entropy"]["trials_without_entropy"] == sum(
         p["n"] for p in rep["participants"]
