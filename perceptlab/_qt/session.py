@@ -25,6 +25,7 @@ class Session(QObject):
     stimuliChanged = Signal(list)  # ids whose curation changed
     trialsChanged = Signal()  # a trial table was loaded (or cleared)
     analysisChanged = Signal()  # a new analysis is available (or cleared)
+    modelsChanged = Signal()  # user models were added, renamed or deleted (the registry lists them anew)
     message = Signal(str)  # a status-bar message
 
     def __init__(self, registry: Registry, device: torch.device, parent: QObject | None = None):
@@ -73,6 +74,14 @@ class Session(QObject):
     def set_analysis(self, analysis) -> None:
         self.analysis = analysis
         self.analysisChanged.emit()
+
+    # ---- models
+
+    def models_changed(self) -> None:
+        """Tell the panels that the user model folder changed: loaded weights are dropped (a renamed or
+        replaced model must be read again) and every classifier picker is refilled."""
+        self.registry.clear_cache()
+        self.modelsChanged.emit()
 
     def entropy_by_library_id(self) -> dict[str, float]:
         """Human choice entropy (bits) of each library stimulus that the trials cover."""

@@ -26,6 +26,7 @@ from perceptlab._qt.explore.preview import Tile
 from perceptlab._qt.widgets.images import to_uint8
 from perceptlab._qt.workers import Job
 from perceptlab.data.library import Stimulus, StimulusLibrary
+from perceptlab.data.library_records import clean_tags
 from perceptlab.engine.filters import FilterSettings, rejudge, verdicts
 from perceptlab.engine.generate import expand_targets, generate, resolve_seed
 from perceptlab.engine.sampler import SamplerSettings
@@ -80,6 +81,7 @@ class GenerationController(QObject):
         self.job: Job | None = None
         self.summary = None
         self.reference: Reference | None = None
+        self.run_tags: list[str] = []  # added to every stimulus of the current run stored in a library
         self._staging: StimulusLibrary | None = None
         self._staging_dir: Path | None = None
         self._known: set[str] = set()
@@ -129,7 +131,9 @@ class GenerationController(QObject):
         return self._active
 
     def start(self, settings: SamplerSettings, per_pair: int, filters: FilterSettings,
-              reference: Reference | None = None) -> None:
+              reference: Reference | None = None, tags: list[str] | tuple[str, ...] = ()) -> None:
+        """Start a run; ``tags`` are added to every stimulus of this run stored by ``add_to_library``
+        (the Align panel's Manipulate view tags its runs with the participants, arm and run)."""
         if self.is_running():
             raise PerceptLabError("a generation is already running", "stop it first")
         if per_pair < 1:
@@ -140,6 +144,7 @@ class GenerationController(QObject):
         settings = settings.replace(seed=resolve_seed(settings.seed), reference=None).validate()
         filters = filters.validate()
         self.reference = reference
+        self.run_tags = clean_tags(list(tags)) if tags else []
         targets = expand_targets(settings.pairs, per_pair)
         self.settings, self.filters, self.summary = settings, filters, None
         self.tiles = [Tile(i, tuple(p), settings.seed + i) for i, p in enumerate(targets)]
@@ -352,6 +357,7 @@ class GenerationController(QObject):
             rec = copy.deepcopy(t.record)
             rec.passed, rec.reason = t.passed, t.reason
             rec.settings = {**rec.settings, "filter": self.filters.to_dict()}
+            rec.tags = [*rec.tags, *(tag for tag in self.run_tags if tag not in rec.tags)]
             if self.reference is not None:
                 rec.settings["reference"] = {"source": self.reference.source, "label": self.reference.label}
                 rec.settings.get("sampler", {}).pop("reference", None)

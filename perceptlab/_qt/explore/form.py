@@ -151,6 +151,24 @@ class SamplerForm(QWidget):
         self._mode_changed()
         self._pairs_changed()
 
+    def set_classifiers(self, names: list[str]) -> None:
+        """Refill both classifier pickers (models were added, renamed or deleted), keeping the current
+        choices where they still exist."""
+        for combo in (self.classifier, self.classifier2):
+            current = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            for name in names:
+                combo.addItem(name, name)
+            i = combo.findData(current)
+            if i < 0 and combo is self.classifier and "vgg" in names:
+                i = names.index("vgg")
+            if i < 0 and combo is self.classifier2:
+                i = 1 if len(names) > 1 else 0
+            combo.setCurrentIndex(max(i, 0) if names else -1)
+            combo.blockSignals(False)
+        self.changed.emit()
+
     # ---- presets
 
     def apply_preset(self, name: str) -> None:

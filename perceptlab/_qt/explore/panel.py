@@ -75,6 +75,11 @@ class ExplorePanel(QWidget):
         run_row.addWidget(self.generate_button)
         run_row.addWidget(self.stop_button)
         run_row.addWidget(self.progress, 1)
+        # what a tagged run (Align > Manipulate) is for, and the tags its stimuli get in the library
+        self.run_note = QLabel()
+        self.run_note.setWordWrap(True)
+        self.run_note.setStyleSheet("background: #fff4d6; border: 1px solid #e0c070; padding: 3px")
+        self.run_note.setVisible(False)
 
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -133,6 +138,7 @@ class ExplorePanel(QWidget):
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.addLayout(run_row)
+        rl.addWidget(self.run_note)
         vsplit = QSplitter(Qt.Orientation.Vertical)
         vsplit.addWidget(self.view)
         vsplit.addWidget(bottom)
@@ -171,25 +177,38 @@ class ExplorePanel(QWidget):
         self._plot_title = ""
         self._plot_steps = 50
         self.form.matrix.set_pairs([(4, 9)])
+        session.modelsChanged.connect(self.models_changed)
         if not classifiers:
             self.generate_button.setEnabled(False)
             self.detail.setText("No classifier in the model registry: install or train the classifier zoo first.")
 
     # ---- actions
 
-    def generate(self) -> bool:
+    def generate(self, tags: list[str] | None = None, note: str = "") -> bool:
+        """Start a run with the form's settings; ``tags`` go onto every stimulus of the run added to the
+        library and ``note`` (rich text) is shown above the grid while its tiles are on screen."""
         settings = self.form.settings()
         if not settings.pairs:
             show_error(self, "Nothing to generate", PerceptLabError("no target pair is chosen",
                                                                      "click one or more cells of the pair matrix"))
             return False
         try:
-            self.controller.start(settings, self.form.per_pair.value(), self.filter_form.filters(), self.reference)
+            self.controller.start(settings, self.form.per_pair.value(), self.filter_form.filters(), self.reference,
+                                  tags=tags or ())
         except PerceptLabError as exc:
             show_error(self, "Cannot generate", exc)
             return False
+        self.run_note.setText(note)
+        self.run_note.setVisible(bool(note))
         self._set_running(True)
         return True
+
+    def models_changed(self) -> None:
+        """User models were added, renamed or deleted: refill the classifier pickers."""
+        names = self.session.registry.names("classifier")
+        self.form.set_classifiers(names)
+        if not self.is_running():
+            self.generate_button.setEnabled(bool(names))
 
     def stop(self) -> None:
         self.controller.stop()
