@@ -1,4 +1,4 @@
-"""The main window: four panels (Explore, Curate, Data, Analysis), menus, toolbar, status bar,
+"""The main window: five panels (Explore, Curate, Data, Analysis, Align), menus, toolbar, status bar,
 settings and layout restored on start, recent files, drag and drop, and the first-start demo project."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMenu, QTabWidge
 
 from perceptlab._qt import workers
 from perceptlab._qt.about import AboutDialog
+from perceptlab._qt.align.panel import AlignPanel
 from perceptlab._qt.analysis.panel import AnalysisPanel
 from perceptlab._qt.app import app_icon, configure_pyqtgraph, reserve_gui_core
 from perceptlab._qt.curate.panel import CuratePanel
@@ -41,7 +42,7 @@ def device_text(device) -> str:
     n = torch.get_num_threads()
     return f"CPU, {n} sampling thread{'s' if n != 1 else ''}"
 TRIAL_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json")
-PANELS = ("Explore", "Curate", "Data", "Analysis")
+PANELS = ("Explore", "Curate", "Data", "Analysis", "Align")
 
 
 class MainWindow(QMainWindow):
@@ -73,12 +74,16 @@ class MainWindow(QMainWindow):
         self.curate = CuratePanel(self.session)
         self.data = DataPanel(self.session)
         self.analysis = AnalysisPanel(self.session)
+        self.align = AlignPanel(self.session, self.explore)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        for name, panel in zip(PANELS, (self.explore, self.curate, self.data, self.analysis)):
+        for name, panel in zip(PANELS, (self.explore, self.curate, self.data, self.analysis, self.align)):
             self.tabs.addTab(panel, name)
             panel.message.connect(self.status)
         self.setCentralWidget(self.tabs)
+        self.align.showExplore.connect(lambda: self.tabs.setCurrentWidget(self.explore))
+        # new, renamed or deleted models: the analysis compares every classifier with the humans
+        self.session.modelsChanged.connect(lambda: self.data.reanalyse() if self.session.trials is not None else None)
         self.data.trialsLoaded.connect(lambda p: self._remember("recent/trials", p))
         self.session.libraryChanged.connect(self._library_changed)
         self.session.stimuliAdded.connect(lambda _ids: self._update_library_label())
@@ -366,7 +371,7 @@ class MainWindow(QMainWindow):
         self.explore.restore_state(s.value("explore/state"))
 
     def _splitters(self) -> dict:
-        return {"explore": self.explore.splitter, "curate": self.curate.splitter}
+        return {"explore": self.explore.splitter, "curate": self.curate.splitter, "align": self.align.splitter}
 
     def save_settings(self) -> None:
         s = self.settings
@@ -387,6 +392,7 @@ class MainWindow(QMainWindow):
             if workers.active_jobs():
                 self.hide()  # a sampling step may take a while to finish: look closed at once
             self.explore.shutdown()
+            self.align.shutdown()
             workers.shutdown_all()
             self.analysis.shutdown()
             self.curate.shutdown()

@@ -41,7 +41,7 @@ def test_first_start_opens_a_copy_of_the_demo_and_every_panel_shows_it(make_wind
 def test_start_without_demo_says_so_and_settings_survive_a_restart(make_window, tmp_path, settings, qtbot, dialogs):
     w = make_window(demo_dir=tmp_path / "no-demo-here")
     assert "No demo project found" in w.statusBar().currentMessage()
-    assert w.session.library is None and w.tabs.count() == 4
+    assert w.session.library is None and w.tabs.count() == 5
     assert w.curate.count.text().startswith("No library open")
     lib = tmp_path / "mylib"
     assert w.open_library(lib, create=True)
