@@ -5,8 +5,10 @@ metadata)::
 
 Opens the app with throw-away settings on a temporary copy of the demo project (the demo folder is
 only read), runs a short generation for the pair 4-9 in Explore, makes a few curation decisions in the
-copy so that the status colours show, and saves ``explore.png``, ``curate.png``, ``data.png``,
-``data-trials.png`` and one ``analysis-<plot>.png`` per analysis.
+copy so that the status colours show, fine-tunes a GroupNet and a few IndivNets on the demo trials (into a
+throw-away model folder), and saves ``explore.png``, ``curate.png``, ``data.png``, ``data-trials.png``,
+one ``analysis-<plot>.png`` per analysis, one ``align-<plot>.png`` per alignment plot,
+``align-manipulate.png`` and ``explore-manipulate.png`` (a manipulation between two of them in Explore).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from pathlib import Path
 
 def take_screenshots(demo_dir: str | Path | None, out_dir: str | Path, *, registry=None, pair=(4, 9),
                      preset: str = "fast", per_pair: int = 16, batch_size: int = 16, size=(1440, 900),
-                     device=None, timeout_s: float = 900.0) -> list[Path]:
+                     device=None, timeout_s: float = 900.0, align_epochs: int = 4,
+                     align_participants: int = 3) -> list[Path]:
     """Save one PNG per panel (and per analysis plot) into ``out_dir``; returns the paths."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QSettings  # noqa: PLC0415
+    from PySide6.QtCore import QSettings, Qt  # noqa: PLC0415
 
     from perceptlab._qt.app import ensure_app  # noqa: PLC0415
 
@@ -39,6 +42,10 @@ def take_screenshots(demo_dir: str | Path | None, out_dir: str | Path, *, regist
     timeout_ms = int(timeout_s * 1000)
     window = None
     try:
+        if registry is None:  # fine-tuned models go to a throw-away folder, never the user's
+            from perceptlab.engine.registry import Registry  # noqa: PLC0415
+
+            registry = Registry(user_dir=tmp / "models")
         settings = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(registry=registry, settings=settings, device=device, data_dir=tmp / "data",
                             demo_dir=Path(demo_dir) if demo_dir else None)
@@ -103,6 +110,34 @@ def take_screenshots(demo_dir: str | Path | None, out_dir: str | Path, *, regist
         for i, key in enumerate(an.views):
             an.tabs.setCurrentIndex(i)
             shot(f"analysis-{key.replace('_', '-')}")
+
+        # Align: a short GroupNet + IndivNets run on the demo trials, one screenshot per plot
+        al = window.align
+        window.tabs.setCurrentWidget(al)
+        al.tabs.setCurrentIndex(0)
+        if al.people.count():
+            al.level.setCurrentIndex(al.level.findData("both"))
+            ids = [al.people.item(i).data(Qt.ItemDataRole.UserRole) for i in range(al.people.count())]
+            al.set_checked_participants(ids[:align_participants])
+            al.epochs.setValue(align_epochs)
+            if al.run():
+                wait_until(lambda: not al.is_running(), timeout_ms)
+        for i, key in enumerate(al.views):
+            al.plots.setCurrentIndex(i)
+            shot(f"align-{key.replace('_', '-')}")
+        al.tabs.setCurrentIndex(1)
+        shot("align-manipulate")
+
+        # Manipulate: two participants' IndivNets watched live in Explore
+        man = al.manipulate
+        if man.p1.count() >= 2:
+            man.set_participants(man.p1.itemData(0), man.p2.itemData(1))
+            man.matrix.set_pairs([tuple(pair)])
+            man.per_pair.setValue(per_pair)
+            man.run_tag.setText("demo")
+            if man.watch():
+                wait_until(lambda: not ex.is_running(), timeout_ms)
+            shot("explore-manipulate")
     finally:
         if window is not None:
             window.close()

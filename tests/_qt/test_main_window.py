@@ -114,7 +114,10 @@ def test_demo_project_command_and_screenshots(demo_project, registry, tmp_path, 
     paths = take_screenshots(demo_project, tmp_path / "shots", registry=registry, per_pair=4, batch_size=4,
                              size=(1200, 800), device="cpu")
     names = {p.stem for p in paths}
-    assert {"explore", "curate", "data", "analysis-entropy", "analysis-agreement"} <= names
+    assert {"explore", "curate", "data", "analysis-entropy", "analysis-agreement", "align-gain", "align-entropy",
+            "align-manipulate"} <= names
+    # the Align screenshots show a real run: a GroupNet and three IndivNets were fine-tuned
+    assert len(list(registry.user_dir.glob("*-indiv-*.json"))) == 3 and (registry.user_dir / "vgg-group.json").exists()
     from PySide6.QtGui import QImage
 
     img = QImage(str(tmp_path / "shots" / "explore.png"))

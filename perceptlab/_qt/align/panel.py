@@ -268,8 +268,10 @@ class AlignPanel(QWidget):
         self.accuracy_model = PandasModel()
         self.accuracy_view = _table(self.accuracy_model)
         self.accuracy_view.setSortingEnabled(False)
-        self.accuracy_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.accuracy_view.horizontalHeader().setStretchLastSection(True)
+        head = self.accuracy_view.horizontalHeader()
+        head.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        head.setStretchLastSection(False)
+        head.setMinimumSectionSize(70)
         self.accuracy_view.setFixedHeight(4 * 30 + 6)
         self.save_button = QPushButton("Save results…")
         self.save_button.setToolTip("write the results as metrics.json (as 'perceptlab align' does)")
@@ -692,7 +694,9 @@ class AlignPanel(QWidget):
         else:
             self.accuracy_model.set_frame(accuracy_table(ev))
             self.summary.setText(self._summary_html(metrics, ev))
-        self.accuracy_view.resizeColumnsToContents()
+        head = self.accuracy_view.horizontalHeader()
+        if head.count():
+            head.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for view in self.views.values():
             view.set_report(ev, self.synthetic)
 

@@ -52,6 +52,9 @@ class GainView(_View):
         self.plot.addItem(self.bars)
         self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#555", width=1))
         self.plot.addItem(self.zero)
+        # a dot on top of each bar, so that a participant without gain (a tie) shows too
+        self.dots = pg.ScatterPlotItem(size=7, pen=pg.mkPen(None))
+        self.plot.addItem(self.dots)
         self.frame = gains({})
 
     def set_report(self, evaluation: dict | None, synthetic: bool = False) -> None:
@@ -59,6 +62,7 @@ class GainView(_View):
         f = self.frame
         if f.empty:
             self.bars.setOpts(x=[], height=[], brushes=[])
+            self.dots.setData(x=[], y=[])
             self.plot.getAxis("bottom").setTicks(None)
             why = "no evaluation" if evaluation is None else "no IndivNets in this run (level group)"
             self.plot.setTitle(f"Gain per participant: {why}")
@@ -67,6 +71,7 @@ class GainView(_View):
         colors = [GAIN_UP if v > 0 else GAIN_DOWN if v < 0 else GAIN_TIE for v in g]
         x = np.arange(len(f))
         self.bars.setOpts(x=x, height=g, width=0.8, brushes=colors, pens=[pg.mkPen(None)] * len(f))
+        self.dots.setData(x=x, y=g, brush=[pg.mkBrush(c) for c in colors])
         if len(f) <= MAX_TICK_LABELS:
             self.plot.getAxis("bottom").setTicks([[(i, p) for i, p in enumerate(f["participant"])]])
         else:
@@ -74,9 +79,9 @@ class GainView(_View):
         lim = max(5.0, float(np.abs(g).max()) * 1.1)
         self.plot.setYRange(-lim, lim, padding=0)
         self.plot.setXRange(-0.6, len(f) - 0.4, padding=0)
-        better = int((g > 0).sum())
+        better, ties = int((g > 0).sum()), int((g == 0).sum())
         self.plot.setTitle(f"{_synth(synthetic)}Own test trials: IndivNet beats GroupNet for {better} of {len(f)} "
-                           f"participants (mean {np.mean(g):+.1f} points)")
+                           f"participants, {ties} ties (mean {np.mean(g):+.1f} points)")
 
 
 class EntropyScatterView(_View):
@@ -134,6 +139,8 @@ class BinGainView(_View):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brushes=[])
         self.plot.addItem(self.bars)
         self.plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#555", width=1)))
+        self.dots = pg.ScatterPlotItem(size=7, pen=pg.mkPen(None))
+        self.plot.addItem(self.dots)
         self.labels: list[pg.TextItem] = []
         self.bins: list[dict] = []
 
@@ -145,6 +152,7 @@ class BinGainView(_View):
         self.bins = list(gb["bins"]) if gb else []
         if not self.bins:
             self.bars.setOpts(x=[], height=[], brushes=[])
+            self.dots.setData(x=[], y=[])
             self.plot.getAxis("bottom").setTicks(None)
             why = "no evaluation" if evaluation is None else "needs IndivNets and a GroupNet"
             self.plot.setTitle(f"Gain by entropy: {why}")
@@ -154,6 +162,8 @@ class BinGainView(_View):
                   for b, v in zip(self.bins, g)]
         x = np.arange(len(self.bins))
         self.bars.setOpts(x=x, height=g, width=0.7, brushes=colors, pens=[pg.mkPen(None)] * len(g))
+        has = np.array([b["gain"] is not None for b in self.bins])
+        self.dots.setData(x=x[has], y=g[has], brush=[pg.mkBrush(c) for c, h in zip(colors, has) if h])
         self.plot.getAxis("bottom").setTicks([[(i, b["bin"]) for i, b in enumerate(self.bins)]])
         lim = max(5.0, float(np.abs(g).max()) * 1.25)
         self.plot.setYRange(-lim, lim, padding=0)
