@@ -135,6 +135,10 @@ def test_cancel_mid_run_leaves_no_half_written_model(make_window, qtbot, trials_
     a.batch_size.setValue(16)
     assert a.run()
     qtbot.waitUntil(lambda: a._epoch is not None and a._epoch["epoch"] >= 1, timeout=30_000)
+    a._apply_latest()  # what the progress timer draws
+    text = a.progress_text.text()
+    assert text.startswith("GroupNet vgg-group — model 1 of 1, epoch ") and "/1000: validation accuracy" in text
+    assert a.progress.format() == "model 1 of 1 — %p%" and 0 <= a.progress.value() < 100
     a.people.setFocus()
     qtbot.keyClick(a.people, Qt.Key.Key_Escape)  # Esc cancels
     assert a.progress.format() == "cancelling…" and not a.cancel_button.isEnabled()
@@ -173,6 +177,9 @@ def test_rename_and_delete_fine_tuned_models(make_window, qtbot, registry, dialo
     a = w.align
     assert list(a.models_model.frame()["name"]) == ["vgg-group"]
     assert "vgg-group" in _combo_items(a.base) and "vgg-group" in _combo_items(w.explore.form.classifier)
+    assert a.base.currentData() == "vgg"
+    a.level.setCurrentIndex(a.level.findData("individual"))  # IndivNets start from a GroupNet
+    assert a.base.currentData() == "vgg-group" and not a.trainable.isEnabled()
     assert not a.rename_button.isEnabled()
     assert a.select_model("vgg-group") and a.rename_button.isEnabled()
     # a clash with a built-in name is refused with a dialog, nothing changes

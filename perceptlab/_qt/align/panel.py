@@ -455,7 +455,13 @@ class AlignPanel(QWidget):
                 if self.people.item(i).checkState() == Qt.CheckState.Checked]
 
     def _level_changed(self) -> None:
-        self.level_hint.setText(LEVEL_HINTS[self.level.currentData()])
+        level = self.level.currentData()
+        entry = self.session.registry.entries().get(self.base.currentData())
+        if level == "individual" and entry is not None and entry.builtin:
+            groups = [i for i in range(self.base.count()) if self.base.itemText(i).endswith("(GroupNet)")]
+            if groups:  # IndivNets start from a GroupNet (a zoo model still works, as the note says)
+                self.base.setCurrentIndex(groups[0])
+        self.level_hint.setText(LEVEL_HINTS[level])
         self.indiv_trainable.setEnabled(self.level.currentData() != "group")
         self.trainable.setEnabled(self.level.currentData() != "individual")
 
