@@ -158,6 +158,7 @@ def test_cli_constants_match_the_engine():
     from perceptlab.engine.guidance import MODES
 
     assert cli_generate.MODES == MODES and cli_generate.GRAD_MODES == sampler.GRAD_MODES
+    assert cli_generate.SPACINGS == sampler.SPACINGS
     assert cli_generate.PRESETS == tuple(sampler.PRESETS) and cli_generate.DEFAULT_PRESET == sampler.DEFAULT_PRESET
     assert tuple(cli_bench.DEFAULT_ORDER.split(",")) == DEFAULT_BENCH_PRESETS
 

@@ -13,6 +13,7 @@ from perceptlab.errors import PerceptLabError
 # tests/test_cli_generate.py checks that they match perceptlab.engine.sampler.
 MODES = ("uncertainty", "controversial")
 GRAD_MODES = ("full", "x0")
+SPACINGS = ("trailing", "quadratic")
 PRESETS = ("paper", "fast", "draft")
 DEFAULT_PRESET = "fast"
 
@@ -60,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="inference steps (paper 50)")
     p.add_argument("--resample", type=int, help="resampling rounds per step (paper 5)")
     p.add_argument("--grad", choices=GRAD_MODES, help="full: through the denoiser (paper); x0: cheaper")
+    p.add_argument(
+        "--spacing", choices=SPACINGS, help="timesteps: trailing = even from t=999 (paper); quadratic = dense near t=0"
+    )
     p.add_argument("--judge-weight", type=float, help="weight of the judge penalty (1 = paper, 0 = off)")
     p.add_argument("--reference", metavar="ID", help="library stimulus to stay close to (pixel constraint)")
     p.add_argument("--alpha", type=float, help="pixel-constraint strength (paper 50)")
@@ -91,7 +95,7 @@ def _settings(args: argparse.Namespace):
 
     pairs = all_pairs(ordered=args.mode == "controversial") if args.all_pairs else parse_pairs(args.pairs)
     overrides = given(
-        args, ("gamma", "steps", "resample", "grad", "judge_weight", "reference", "alpha", "batch_size", "seed")
+        args, ("gamma", "steps", "resample", "grad", "spacing", "judge_weight", "reference", "alpha", "batch_size", "seed")
     )
     if args.condition not in (None, "none"):
         overrides["condition"] = args.condition

@@ -59,6 +59,7 @@ def bench(
             "resample": settings.resample,
             "gamma": settings.gamma,
             "grad": settings.grad,
+            "spacing": settings.spacing,
         }
         job = generate(settings, targets, registry=registry, device=device, keep_rejects=True)
         start, summary = time.perf_counter(), None
@@ -103,7 +104,7 @@ def bench(
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A plain-text table of bench rows, with the notes of stopped presets below it."""
     head = (
-        f"{'preset':8s} {'steps':>5s} {'R':>2s} {'gamma':>5s} {'grad':>4s} {'images':>6s} {'s/image':>8s} "
+        f"{'preset':8s} {'steps':>5s} {'R':>2s} {'gamma':>5s} {'grad':>4s} {'spacing':>9s} {'images':>6s} {'s/image':>8s} "
         f"{'accept':>7s} {'acc/min':>8s} {'top2|acc':>8s} {'top2|all':>8s}"
     )
 
@@ -114,7 +115,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         per_min = r.get("accepted_per_minute")
         lines.append(
-            f"{r['preset']:8s} {r['steps']:5d} {r['resample']:2d} {r['gamma']:5g} {r['grad']:>4s} {r['images']:6d} "
+            f"{r['preset']:8s} {r['steps']:5d} {r['resample']:2d} {r['gamma']:5g} {r['grad']:>4s} {r.get('spacing', 'trailing'):>9s} {r['images']:6d} "
             f"{r['seconds_per_image']:8.3f} {pct(r.get('acceptance_rate')):>7s} "
             f"{'-' if per_min is None else f'{per_min:.2f}':>8s} "
             f"{pct(r.get('top2_share_accepted')):>8s} {pct(r.get('top2_share_generated')):>8s}"

@@ -182,3 +182,16 @@ def test_controversial_mode_uses_ordered_pairs_and_two_classifiers(make_window, 
     rec = ex.controller.tiles[0].record
     assert rec.mode == "controversial" and rec.classifier2 == "mlp"
     assert rec.p_b == rec.probs["mlp"][1] and rec.p_a == rec.probs["vgg"][7]
+
+
+def test_form_carries_the_timestep_spacing_of_presets_and_settings(make_window):
+    form = make_window().explore.form
+    form.apply_preset("paper")
+    assert form.settings().spacing == "trailing" and form.settings().preset == "paper"
+    form.apply_preset("fast")
+    assert form.settings().spacing == "quadratic" and form.settings().preset == "fast"
+    form.spacing.setCurrentIndex(form.spacing.findData("trailing"))  # fast's numbers, even spacing: custom
+    assert form.settings().preset is None and form.preset.currentData() is None
+    custom = form.settings().replace(spacing="quadratic", steps=33)
+    form.set_settings(custom)
+    assert form.settings().spacing == "quadratic" and form.settings().steps == 33

@@ -16,6 +16,7 @@ from perceptlab.engine.sampler import (
     condition_labels,
     guided_gradient,
     guided_sample,
+    inference_timesteps,
     normalize_per_image,
     renoise,
     step_beta,
@@ -129,6 +130,25 @@ def test_loop_renoises_with_each_steps_beta_and_skips_the_last_step(prior, guida
     assert result.seeds == SEEDS
 
 
+def test_quadratic_spacing_is_distinct_decreasing_and_dense_near_zero():
+    assert inference_timesteps(50, "trailing") is None
+    ts = inference_timesteps(20, "quadratic")
+    assert ts[0] == 999 and ts[-1] <= 5 and len(ts) == 20
+    assert all(a > b for a, b in zip(ts, ts[1:]))
+    gaps = [a - b for a, b in zip(ts, ts[1:])]
+    assert gaps[-1] < gaps[0] / 10  # fine steps at the end, coarse ones at the start
+    every = inference_timesteps(1000, "quadratic")
+    assert every == list(range(999, -1, -1))
+
+
+def test_loop_follows_the_quadratic_timesteps(prior, guidance):
+    records, result = run_gen(
+        guided_sample(prior, guidance, SEEDS, steps=4, resample=1, gamma=0.1, grad="x0", spacing="quadratic")
+    )
+    assert [r["t"] for r in records] == inference_timesteps(4, "quadratic")
+    assert result.valid.all() and torch.isfinite(result.images).all()
+
+
 def test_seeding_same_seed_same_images_and_image_alone(prior, guidance):
     kw = {"steps": 3, "resample": 2, "gamma": 0.2, "grad": "full"}
     _, r1 = run_gen(guided_sample(prior, guidance, SEEDS, **kw))
@@ -199,10 +219,12 @@ def test_settings_json_round_trip_presets_and_validation():
     s = SamplerSettings.from_preset("paper", pairs=[(3, 5), (4, 9)], seed=7, reference="s000001", condition="a")
     back = SamplerSettings.from_dict(json.loads(json.dumps(s.to_dict())))
     assert back == s and back.pairs == [(3, 5), (4, 9)]
-    assert (s.steps, s.resample, s.gamma, s.grad) == (50, 5, 0.1, "full")
+    assert (s.steps, s.resample, s.gamma, s.grad, s.spacing) == (50, 5, 0.1, "full", "trailing")
     assert DEFAULT_PRESET == "fast" and "fast" in PRESETS
     fast = SamplerSettings.from_preset()
-    assert fast.preset == "fast" and fast.steps < 50 and fast.resample < 5 and fast.grad == "x0"
+    assert fast.preset == "fast" and fast.steps < 50 and fast.resample < 5 and fast.spacing == "quadratic"
+    with pytest.raises(PerceptLabError, match="spacing"):
+        SamplerSettings(spacing="cosine").validate()
     with pytest.raises(PerceptLabError, match="--classifier2"):
         SamplerSettings(mode="controversial").validate()
     with pytest.raises(PerceptLabError, match="two different digits"):

@@ -107,6 +107,14 @@ class SamplerForm(QWidget):
         form.addRow("Resampling R", self.resample)
         self.full_grad = QCheckBox("through the denoiser (paper; slower)")
         form.addRow("Gradient", self.full_grad)
+        self.spacing = QComboBox()
+        self.spacing.addItem("even (paper)", "trailing")
+        self.spacing.addItem("dense near the end", "quadratic")
+        self.spacing.setToolTip(
+            "where the inference steps fall: evenly from t = 999 (paper), or packed near t = 0 where the "
+            "boundary is decided (fast presets)"
+        )
+        form.addRow("Step spacing", self.spacing)
         self.judge_weight = _dslider(0.0, 5.0, 1.0 if has_judge else 0.0)
         self.judge_weight.setToolTip("weight of the digit-judge penalty (1 = paper, 0 = off)")
         self.judge_weight.setEnabled(has_judge)
@@ -142,6 +150,7 @@ class SamplerForm(QWidget):
         for w in (self.gamma, self.steps, self.resample):
             w.valueChanged.connect(self._value_edited)
         self.full_grad.toggled.connect(self._value_edited)
+        self.spacing.currentIndexChanged.connect(self._value_edited)
         for w in (self.classifier, self.classifier2, self.condition):
             w.currentIndexChanged.connect(self.changed)
         for w in (self.per_pair, self.batch_size, self.seed):
@@ -179,6 +188,7 @@ class SamplerForm(QWidget):
             self.steps.setValue(values["steps"])
             self.resample.setValue(values["resample"])
             self.full_grad.setChecked(values["grad"] == "full")
+            self.spacing.setCurrentIndex(self.spacing.findData(values.get("spacing", "trailing")))
             self.preset.setCurrentIndex(self.preset.findData(name))
         finally:
             self._updating = False
@@ -192,7 +202,8 @@ class SamplerForm(QWidget):
     def _matching_preset(self) -> str | None:
         for name, v in PRESETS.items():
             if (abs(self.gamma.value() - v["gamma"]) < 1e-9 and self.steps.value() == v["steps"]
-                    and self.resample.value() == v["resample"] and (v["grad"] == "full") == self.full_grad.isChecked()):
+                    and self.resample.value() == v["resample"] and (v["grad"] == "full") == self.full_grad.isChecked()
+                    and v.get("spacing", "trailing") == self.spacing.currentData()):
                 return name
         return None
 
@@ -235,6 +246,7 @@ class SamplerForm(QWidget):
             resample=int(self.resample.value()),
             judge_weight=round(self.judge_weight.value(), 6) if self.judge_weight.isEnabled() else 0.0,
             grad="full" if self.full_grad.isChecked() else "x0",
+            spacing=self.spacing.currentData(),
             batch_size=self.batch_size.value(),
             seed=None if seed == SEED_RANDOM else seed,
             alpha=round(self.alpha.value(), 6),
@@ -256,6 +268,7 @@ class SamplerForm(QWidget):
             self.steps.setValue(s.steps)
             self.resample.setValue(s.resample)
             self.full_grad.setChecked(s.grad == "full")
+            self.spacing.setCurrentIndex(max(0, self.spacing.findData(s.spacing)))
             if self.judge_weight.isEnabled():
                 self.judge_weight.setValue(s.judge_weight)
             self.batch_size.setValue(s.batch_size)
