@@ -49,6 +49,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--remove", action="append", default=[], metavar="TAG", help="tag to remove (repeatable)")
     p.set_defaults(func=_tag)
 
+    p = sub.add_parser("sheet", help="a PNG contact sheet of stimuli, captioned with their target pairs")
+    p.add_argument("dir", type=Path, help="library folder")
+    p.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    p.add_argument("--status", choices=STATUSES, help="only stimuli with this curation status")
+    verdict = p.add_mutually_exclusive_group()
+    verdict.add_argument("--passed", dest="passed", action="store_const", const=True, help="only filter passes")
+    verdict.add_argument("--rejected", dest="passed", action="store_const", const=False, help="only filter rejects")
+    p.add_argument("--mode", choices=("uncertainty", "controversial", "manipulation"), help="only this mode")
+    p.add_argument("--tag", help="only stimuli with this tag")
+    p.add_argument("--max", type=int, default=100, help="at most this many stimuli, in library order (100)")
+    p.add_argument("--cols", type=int, default=10, help="images per row (10)")
+    p.add_argument("--scale", type=int, default=2, help="pixels per image pixel (2)")
+    p.set_defaults(func=_sheet)
+
 
 def _create(args: argparse.Namespace) -> int:
     with StimulusLibrary.create(args.dir) as lib:
@@ -97,4 +111,14 @@ def _tag(args: argparse.Namespace) -> int:
         if args.remove:
             lib.remove_tags(args.ids, args.remove)
     print(f"updated the tags of {len(set(args.ids))} stimuli")
+    return 0
+
+
+def _sheet(args: argparse.Namespace) -> int:
+    from perceptlab.data.contact_sheet import select_stimuli, write_contact_sheet  # noqa: PLC0415
+
+    with StimulusLibrary.open(args.dir) as lib:
+        recs = select_stimuli(lib, status=args.status, passed=args.passed, mode=args.mode, tag=args.tag, limit=args.max)
+        path = write_contact_sheet(lib, args.out, recs, cols=args.cols, scale=args.scale)
+    print(f"wrote {path} ({len(recs)} stimuli)")
     return 0

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import perceptlab.cli
@@ -95,3 +96,26 @@ def test_module_entry_point(libdir):
     bad = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: no stimulus 's000042'") and bad.stderr.count("\n") == 1
+
+
+def test_sheet_tiles_the_selected_stimuli_with_captions(libdir, tmp_path, capsys):
+    from PIL import Image
+
+    from perceptlab.data.contact_sheet import caption, select_stimuli
+
+    out = tmp_path / "sheet.png"
+    assert main(["library", "sheet", str(libdir), "--out", str(out), "--passed", "--cols", "3", "--scale", "1"]) == 0
+    assert "(3 stimuli)" in capsys.readouterr().out  # uncertainty 0 and 2 passed, controversial 0 passed
+    sheet = np.asarray(Image.open(out))
+    assert sheet.shape == (2 + 28 + 12 + 2, 2 + 3 * 30)  # one row of three 28-px tiles with captions
+    with StimulusLibrary.open(libdir) as lib:
+        recs = select_stimuli(lib, passed=True)
+        first = lib.image(recs[0].id)
+        assert [caption(r) for r in recs] == ["3-5", "3-5", "1|7"]
+        assert select_stimuli(lib, passed=False, mode="uncertainty")[0].id == lib.ids()[1]
+    np.testing.assert_array_equal(sheet[2:30, 2:30], first)  # the first tile is the first image, unscaled
+    assert sheet[30:42, 2:30].max() > 100  # its caption was drawn below it
+    assert main(["library", "sheet", str(libdir), "--out", str(out), "--tag", "none-such"]) == 2
+    assert "no stimuli match" in _error_line(capsys)
+    assert main(["library", "sheet", str(libdir), "--out", str(tmp_path / "no" / "s.png")]) == 2
+    assert "does not exist" in _error_line(capsys)
