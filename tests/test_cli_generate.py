@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +64,50 @@ def test_controversial_with_regeneration(env, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "vgg vs lrm" in out
+
+
+def test_kill_9_during_generate_keeps_what_was_committed_and_a_second_run_appends(env, weights, capsys):
+    from tests.data.test_library import assert_consistent
+
+    lib = env / "lib"
+    repo = Path(__file__).resolve().parents[1]
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
+    argv = ["generate", "--classifier", "vgg", "--pairs", "3-5", "--per-pair", "400", "--library", str(lib), *FAST]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "perceptlab", *argv], env=child_env, cwd=repo,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    manifest = lib / "manifest.csv"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:  # wait until a few batches are in, then kill mid-run
+            if manifest.exists() and manifest.read_text().count("\n") >= 7:
+                break
+            assert child.poll() is None, child.stderr.read().decode()
+            time.sleep(0.05)
+        else:
+            pytest.fail("the generate child committed nothing in 120 s")
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    with StimulusLibrary.open(lib) as opened:
+        before = opened.records()
+        assert 6 <= len(before) < 400
+        assert_consistent(opened)
+        images = {r.id: opened.image(r.id) for r in before}
+    assert main(["generate", "--classifier", "vgg", "--pairs", "4-9", "--library", str(lib), *FAST]) == 0
+    with StimulusLibrary.open(lib) as opened:
+        after = opened.records()
+        assert [r.id for r in after[: len(before)]] == [r.id for r in before]
+        assert len(after) == len(before) + 1 and (after[-1].class_a, after[-1].class_b) == (4, 9)
+        for rid, img in images.items():
+            np.testing.assert_array_equal(opened.image(rid), img)
+        assert_consistent(opened)
 
 
 @pytest.mark.parametrize("bad", ["3-3", "3-12", "35", "a-b"])
