@@ -137,6 +137,31 @@ def bias_deviation(truth: pd.DataFrame, n_classes: int = 10) -> pd.Series:
     return pd.Series(np.sqrt((d**2).mean(axis=1)), index=truth["participant"].astype(str))
 
 
+def oracle_accuracies(
+    data, keys: Sequence[str], probs: np.ndarray, truth: pd.DataFrame, participants: Sequence[str]
+) -> dict[str, dict[str, float | int]]:
+    """The measurement ceiling: on each participant's own test trials, the accuracy of the simulated
+    person's own ground-truth choice rule (argmax of observer log p + their bias) and of the ground-truth
+    group rule (argmax of observer log p + the mean bias). With ~100 test trials even the true model
+    does not always beat the true group model; an IndivNet cannot do better than this."""
+    pos = {str(k): i for i, k in enumerate(keys)}
+    n_classes = probs.shape[1]
+    bias = truth.set_index(truth["participant"].astype(str))[[f"bias_{c}" for c in range(n_classes)]]
+    mean_bias = bias.to_numpy(float).mean(axis=0)
+    logp = np.log(np.clip(probs, 1e-12, None))
+    out = {}
+    for pid in participants:
+        rows = data.rows("test", pid)
+        if rows.empty:
+            continue
+        idx = np.array([pos[str(k)] for k in data.stimuli[rows["sidx"].to_numpy()]])
+        resp = rows["response"].to_numpy()
+        own = np.argmax(logp[idx] + bias.loc[pid].to_numpy(float), axis=1)
+        grp = np.argmax(logp[idx] + mean_bias, axis=1)
+        out[pid] = {"n": int(len(resp)), "indiv": float((own == resp).mean()), "group": float((grp == resp).mean())}
+    return out
+
+
 def _pick_manipulation(
     indiv_probs: dict[str, np.ndarray], k: int, eligible: Sequence[str]
 ) -> tuple[str, str, list[tuple[int, int]]]:
@@ -301,6 +326,8 @@ def simulated_experiment(
         people = {r["participant"]: r for r in report["participants"]}
         nontrivial = [p for p in chosen if dev[p] >= s.nontrivial_bias]
         beats = [p for p in nontrivial if people[p]["n"] and people[p]["indiv"] > people[p]["group"]]
+        oracle = oracle_accuracies(data, keys, probs, truth, chosen)
+        oracle_beats = [p for p in nontrivial if p in oracle and oracle[p]["indiv"] > oracle[p]["group"]]
         sp = report["entropy_spearman"]
         tr = report["trials_accuracy"]
         acceptance = {
@@ -313,6 +340,14 @@ def simulated_experiment(
             "nontrivial_participants": len(nontrivial),
             "indiv_beats_group_share_nontrivial": len(beats) / len(nontrivial) if nontrivial else None,
             "indiv_beats_group_at_least_80pct": (len(beats) / len(nontrivial) >= 0.8) if nontrivial else None,
+            # the ceiling: the simulated people's own true rules against the true group rule, same trials
+            "oracle_beats_group_share_nontrivial": len(oracle_beats) / len(nontrivial) if nontrivial else None,
+            "indiv_beats_group_share_nontrivial_by_nll": (
+                sum(people[p]["indiv_nll"] < people[p]["group_nll"] for p in nontrivial if people[p]["n"])
+                / len(nontrivial)
+                if nontrivial
+                else None
+            ),
         }
 
         # 5. manipulation
@@ -341,6 +376,8 @@ def simulated_experiment(
                     "nontrivial": p in nontrivial,
                     "best_epoch": indiv[p].best_epoch,
                     **{k: people[p].get(k) for k in ("n", "base", "group", "indiv")},
+                    "oracle_indiv": oracle.get(p, {}).get("indiv"),
+                    "oracle_group": oracle.get(p, {}).get("group"),
                 }
                 for p in chosen
             },

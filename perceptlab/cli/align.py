@@ -452,6 +452,15 @@ def run_bench(args: argparse.Namespace) -> int:
         f"IndivNet {t['indiv_trainable']}; "
         f"{t['torch_threads']} threads on {t['device']}"
     )
+    a = report["acceptance"]
+    if a.get("nontrivial_participants"):
+        print(
+            f"participants with non-trivial simulated bias: {a['nontrivial_participants']}; IndivNet beats GroupNet "
+            f"on own test trials for {a['indiv_beats_group_share_nontrivial']:.0%} of them "
+            f"({a['indiv_beats_group_share_nontrivial_by_nll']:.0%} by log-likelihood); ceiling: the simulated "
+            f"people's true choice rules beat the true group rule on the same trials for "
+            f"{a['oracle_beats_group_share_nontrivial']:.0%}"
+        )
     m = report["manipulation"]
     if "scores" in m:
         print(f"manipulation between {m['p1']} and {m['p2']} on pairs {m['pairs']}:")

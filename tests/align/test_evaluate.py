@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from perceptlab.align.evaluate import evaluate_alignment, format_report
-from perceptlab.align.experiment import ExperimentSettings, bias_deviation, mixup_stimuli, run_simulated_experiment
+from perceptlab.align.experiment import (
+    ExperimentSettings,
+    bias_deviation,
+    mixup_stimuli,
+    oracle_accuracies,
+    run_simulated_experiment,
+)
 from perceptlab.align.finetune import FinetuneRecipe, finetune_group, finetune_individual
 from perceptlab.engine.registry import Registry
 from perceptlab.engine.sampler import SamplerSettings
@@ -91,3 +97,26 @@ def test_helpers(mnist_fake):
     truth = pd.DataFrame({"participant": ["a", "b"], **{f"bias_{c}": [0.0, float(c == 3) * 2] for c in range(10)}})
     dev = bias_deviation(truth)
     assert dev["a"] == pytest.approx(dev["b"]) and dev["a"] > 0.2
+
+
+def test_oracle_ceiling_scores_the_true_choice_rules_on_each_persons_test_trials():
+    import pandas as pd
+
+    from perceptlab.align.datasets import build_align_data
+
+    keys = [f"k{i:02d}" for i in range(20)]
+    probs = np.full((20, 10), 1e-6)
+    probs[:, :2] = 0.5  # every stimulus: 0 or 1, even odds
+    # a leans to 0 and always answers 0, b leans to 1 and always answers 1; the mean bias is a tie (-> 0)
+    truth = pd.DataFrame({"participant": ["a", "b"], **{f"bias_{c}": [float(c == 0), float(c == 1)] for c in range(10)}})
+    table = pd.DataFrame(
+        {"participant": ["a"] * 20 + ["b"] * 20, "stimulus": keys * 2, "response": [0] * 20 + [1] * 20}
+    )
+    images = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    data = build_align_data(table, images, keys)
+    # stimuli in a different order than the data's, to check the mapping by key
+    order = np.random.default_rng(1).permutation(20)
+    oracle = oracle_accuracies(data, [keys[i] for i in order], probs[order], truth, ["a", "b"])
+    assert oracle["a"]["n"] == oracle["b"]["n"] == len(data.rows("test", "a")) > 0
+    assert (oracle["a"]["indiv"], oracle["a"]["group"]) == (1.0, 1.0)
+    assert (oracle["b"]["indiv"], oracle["b"]["group"]) == (1.0, 0.0)
