@@ -42,7 +42,7 @@ from perceptlab.align.finetune import FinetuneRecipe, finetune_group, finetune_i
 from perceptlab.align.manipulate import ManipulationPlan, generate_manipulation, score_manipulation
 from perceptlab.align.split import SplitSettings
 from perceptlab.align.store import default_name, save_model
-from perceptlab.analysis.simulate import SYNTHETIC_NOTE, simulate_observers
+from perceptlab.analysis.simulate import SYNTHETIC_NOTE, choice_probabilities, simulate_observers
 from perceptlab.data.library import StimulusLibrary
 from perceptlab.data.mnist import MnistData, load_mnist
 from perceptlab.engine.filters import FilterSettings
@@ -120,13 +120,9 @@ def _respond(probs: np.ndarray, truth: pd.Series, n_classes: int, rng: np.random
     """One simulated answer per row of ``probs`` from a simulated participant (the response model of
     :func:`perceptlab.analysis.simulate.simulate_observers`: (log p + bias) / temperature, Gumbel-max,
     uniform lapses)."""
-    bias = np.array([truth[f"bias_{c}"] for c in range(n_classes)], dtype=float)
-    logits = (np.log(np.clip(probs, 1e-12, None)) + bias) / float(truth["temperature"])
-    gumbel = -np.log(-np.log(rng.uniform(1e-12, 1.0, size=logits.shape)))
-    resp = np.argmax(logits + gumbel, axis=1)
-    lapsed = rng.random(len(resp)) < float(truth["lapse"])
-    resp[lapsed] = rng.integers(0, n_classes, int(lapsed.sum()))
-    return resp
+    p = _truth_probs(probs, truth, n_classes)
+    u = rng.random((len(p), 1))
+    return np.minimum((p.cumsum(axis=1) < u).sum(axis=1), n_classes - 1)
 
 
 def bias_deviation(truth: pd.DataFrame, n_classes: int = 10) -> pd.Series:
@@ -363,6 +359,11 @@ def simulated_experiment(
             ind, grp = manip["scores"]["arms"].get("indiv", {}), manip["scores"]["arms"].get("group", {})
             if ind.get("n") and grp.get("n"):
                 acceptance["manipulation_success_indiv_gt_group"] = ind["success_rate"] > grp["success_rate"]
+            exp = manip.get("expected", {})
+            if "indiv" in exp and "group" in exp:
+                acceptance["manipulation_expected_success_indiv_gt_group"] = (
+                    exp["indiv"]["success"] > exp["group"]["success"]
+                )
         return {
             "synthetic": True,
             "notes": notes,
@@ -442,6 +443,7 @@ def _manipulation(
     )
     scores = score_manipulation(made, responses, p1, p2, data.n_classes)
     scores.pop("per_stimulus", None)
+    expected = _expected_success(made, probs, truth_by.loc[p1], truth_by.loc[p2], data.n_classes)
     return {
         "p1": p1,
         "p2": p2,
@@ -449,7 +451,31 @@ def _manipulation(
         "plan": plan.to_dict(),
         "passed": {arm: int(g["passed"].fillna(False).sum()) for arm, g in made.groupby("arm")},
         "scores": scores,
+        "expected": expected,
     }
+
+
+def _truth_probs(probs: np.ndarray, truth: pd.Series, n_classes: int) -> np.ndarray:
+    bias = np.array([truth[f"bias_{c}"] for c in range(n_classes)], dtype=float)
+    return choice_probabilities(probs, bias, float(truth["temperature"]), float(truth["lapse"]))
+
+
+def _expected_success(made: pd.DataFrame, probs: np.ndarray, t1: pd.Series, t2: pd.Series, n_classes: int) -> dict:
+    """Per arm, the success rate the two simulated people would have on average over infinitely many
+    answers: mean over stimuli of P1(a) * P2(b) from their ground-truth choice distributions (and the
+    reverse, P1(b) * P2(a)). Free of the sampling noise of one answer per stimulus."""
+    if not len(made):
+        return {}
+    q1, q2 = _truth_probs(probs, t1, n_classes), _truth_probs(probs, t2, n_classes)
+    idx = np.arange(len(made))
+    a, b = made["class_a"].to_numpy(int), made["class_b"].to_numpy(int)
+    success, reverse = q1[idx, a] * q2[idx, b], q1[idx, b] * q2[idx, a]
+    arms = made["arm"].to_numpy()
+    return {
+        arm: {"n": int((arms == arm).sum()), "success": float(success[arms == arm].mean()),
+              "reverse": float(reverse[arms == arm].mean())}
+        for arm in sorted(set(arms))
+    }  # fmt: skip
 
 
 def run_simulated_experiment(*args: Any, progress: Any = None, **kwargs: Any) -> dict:

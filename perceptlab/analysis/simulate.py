@@ -46,6 +46,17 @@ class SimulationSettings:
         return asdict(self)
 
 
+def choice_probabilities(probs: np.ndarray, bias: np.ndarray, temperature: float, lapse: float) -> np.ndarray:
+    """The simulated observer's answer distribution per row of ``probs`` (N, C): softmax((log p + bias)
+    / temperature), mixed with a uniform answer at the lapse rate; the distribution that
+    :func:`simulate_observers` samples from (the ground truth a simulation can score against)."""
+    logits = (np.log(np.clip(np.asarray(probs, dtype=float), 1e-12, None)) + np.asarray(bias, float)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    p /= p.sum(axis=1, keepdims=True)
+    return (1.0 - lapse) * p + lapse / p.shape[1]
+
+
 def _prototypes(rng: np.random.Generator, k: int, n_classes: int, strength: float) -> np.ndarray:
     """K zero-mean bias vectors with per-class spread ``strength``; mutually orthogonal when
     K < n_classes so that no two clusters are near-duplicates."""

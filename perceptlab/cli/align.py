@@ -465,6 +465,11 @@ def run_bench(args: argparse.Namespace) -> int:
     if "scores" in m:
         print(f"manipulation between {m['p1']} and {m['p2']} on pairs {m['pairs']}:")
         print(format_scores(m["scores"]))
+        for arm, e in m.get("expected", {}).items():
+            print(
+                f"  {arm:5s} expected success under the simulated people's true choice rules {e['success']:.3f} "
+                f"(reverse {e['reverse']:.3f}, n={e['n']})"
+            )
     else:
         print(f"manipulation skipped: {m['skipped']}")
     print("acceptance: " + json.dumps(report["acceptance"]))

@@ -86,6 +86,8 @@ def test_simulated_experiment_tiny(builtin_with_prior, mnist_fake, tmp_path):
     assert t["group_seconds"] > 0 and t["indiv_seconds_cold"] > 0 and t["group_trials"] > 0
     m = report["manipulation"]
     assert set(m["scores"]["arms"]) == {"indiv", "group"} and m["p1"] != m["p2"]
+    assert set(m["expected"]) == {"indiv", "group"}
+    assert all(0 <= e["success"] <= 1 and e["n"] > 0 for e in m["expected"].values())
     assert any(r.get("stage") == "group" for r in seen)
 
 
@@ -120,3 +122,22 @@ def test_oracle_ceiling_scores_the_true_choice_rules_on_each_persons_test_trials
     assert oracle["a"]["n"] == oracle["b"]["n"] == len(data.rows("test", "a")) > 0
     assert (oracle["a"]["indiv"], oracle["a"]["group"]) == (1.0, 1.0)
     assert (oracle["b"]["indiv"], oracle["b"]["group"]) == (1.0, 0.0)
+
+
+def test_choice_probabilities_are_what_the_simulated_respond_samples():
+    from perceptlab.align.experiment import _respond
+    from perceptlab.analysis.simulate import choice_probabilities
+
+    import pandas as pd
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    bias = np.array([0.0, 1.0, 0.0])
+    q = choice_probabilities(probs, bias, 1.0, 0.3)
+    np.testing.assert_allclose(q.sum(1), 1.0)
+    raw = probs * np.exp(bias)
+    np.testing.assert_allclose(q, 0.7 * raw / raw.sum(1, keepdims=True) + 0.1)
+    truth = pd.Series({"bias_0": 0.0, "bias_1": 1.0, "bias_2": 0.0, "temperature": 1.0, "lapse": 0.3})
+    rng = np.random.default_rng(0)
+    answers = np.stack([_respond(probs, truth, 3, rng) for _ in range(20000)])
+    shares = np.stack([(answers == c).mean(0) for c in range(3)], axis=1)
+    np.testing.assert_allclose(shares, q, atol=0.015)
