@@ -35,6 +35,28 @@ def _record(folder: Path, name: str, key: str, value: dict) -> None:
     write_json(cfg_path, cfg)
 
 
+def _record_history(folder: Path, result: dict) -> None:
+    """Append a one-line summary of a prior measurement to ``metrics.quality_history`` (one entry per
+    training step count and sample size: a re-measurement replaces the old entry)."""
+    from perceptlab.engine.weights import read_config, write_json  # noqa: PLC0415
+
+    cfg_path = folder / "dit.json"
+    cfg = read_config(cfg_path)
+    shares = result.get("class_shares", [])
+    entry = {
+        "steps": cfg.get("training", {}).get("steps_done"),
+        "n": result["n_unconditional"],
+        "confident_and_judged": result["share_confident_and_judged_digit"],
+        "conditional": result.get("conditional_accuracy"),
+        "min_class_share": min(shares) if shares else None,
+        "max_class_share": max(shares) if shares else None,
+    }
+    metrics = cfg.setdefault("metrics", {})
+    history = [h for h in metrics.get("quality_history", []) if (h.get("steps"), h.get("n")) != (entry["steps"], entry["n"])]
+    metrics["quality_history"] = sorted([*history, entry], key=lambda h: (h.get("steps") or 0, h.get("n") or 0))
+    write_json(cfg_path, cfg)
+
+
 def run(args: argparse.Namespace) -> int:
     from perceptlab.engine import evaluate  # noqa: PLC0415
     from perceptlab.engine.device import pick_device  # noqa: PLC0415
@@ -65,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"class-conditional: {result['conditional_accuracy']:.1%} classified as the asked digit")
         if args.record:
             _record(folder, "dit", "quality", result)
+            _record_history(folder, result)
     else:
         data = mnist_from_args(args)
         result = evaluate.eval_judge(reg, data, device=device)

@@ -154,6 +154,23 @@ def render(folder: Path) -> str:
                 "A 10x10 grid of unconditional samples: `resources/prior_samples.png`.",
                 "",
             ]
+        history = prior.get("metrics", {}).get("quality_history", [])
+        if history:
+            lines += [
+                "Quality along the training (same measurement; `n` unconditional samples):",
+                "",
+                "| training steps | n | confident + judged digit | class-conditional | class shares |",
+                "| --- | --- | --- | --- | --- |",
+            ]
+            for h in history:
+                cond = h.get("conditional")
+                lo, hi = h.get("min_class_share"), h.get("max_class_share")
+                lines.append(
+                    f"| {h.get('steps'):,} | {h.get('n')} | {h.get('confident_and_judged', 0):.1%} | "
+                    f"{'-' if cond is None else f'{cond:.1%}'} | "
+                    f"{'-' if lo is None else f'{lo:.1%}–{hi:.1%}'} |"
+                )
+            lines.append("")
     lines += [
         "## Files",
         "",

@@ -7,6 +7,7 @@ EMA weights. Checkpoints (safetensors) let a stopped run resume exactly.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -46,6 +47,15 @@ def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float)
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     for pe, pm in zip(ema.parameters(), model.parameters()):
         pe.lerp_(pm, 1 - decay)
+
+
+def _quality_history(config_path: Path) -> list[dict]:
+    """``metrics.quality_history`` of the exported prior being replaced (``perceptlab eval prior
+    --record`` appends to it), or [] when there is none or it cannot be read."""
+    try:
+        return list(json.loads(config_path.read_text()).get("metrics", {}).get("quality_history", []))
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def train_prior(
@@ -94,6 +104,9 @@ def train_prior(
                 "complete": final,
             },
         }
+        history = _quality_history(out_path.with_suffix(".json"))
+        if history:  # measurements of earlier weights stay; the current weights have none yet
+            cfg["metrics"] = {"quality_history": history}
         save_weights(ema.state_dict(), out_path, cfg)
         return out_path
 

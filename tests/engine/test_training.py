@@ -50,6 +50,14 @@ def test_prior_steps_checkpoint_and_resume(tmp_path, builtin_mnist):
     steps = [rec["step"] for rec in itertools.islice(gen, 4)]
     gen.close()  # checkpoint written on close
     assert steps == [1, 2, 3, 4]
+    # a measurement recorded on the exported weights (as 'perceptlab eval prior --record' does)
+    from perceptlab.cli.eval import _record_history
+    from perceptlab.engine.model_card import render
+
+    _record_history(tmp_path / "w", {"n_unconditional": 50, "share_confident_and_judged_digit": 0.25,
+                                     "conditional_accuracy": 0.5, "class_shares": [0.1] * 9 + [0.05]})
+    _record_history(tmp_path / "w", {"n_unconditional": 50, "share_confident_and_judged_digit": 0.3,
+                                     "class_shares": [0.1] * 10})  # same steps and n: replaces
     rest = []
     gen = train_prior(data, tmp_path / "run", tmp_path / "w" / "dit.safetensors", cfg, TINY_PRIOR)
     while True:
@@ -60,6 +68,11 @@ def test_prior_steps_checkpoint_and_resume(tmp_path, builtin_mnist):
     assert rest == [5, 6]
     reg = Registry(tmp_path / "w", tmp_path / "u")
     assert reg.config("dit")["training"]["steps_done"] == 6 and reg.config("dit")["training"]["complete"]
+    history = reg.config("dit")["metrics"]["quality_history"]  # kept through the re-export
+    assert history == [{"steps": 4, "n": 50, "confident_and_judged": 0.3, "conditional": None,
+                        "min_class_share": 0.1, "max_class_share": 0.1}]
+    assert "quality" not in reg.config("dit")["metrics"]  # that measured the old weights
+    assert "| 4 | 50 | 30.0% | - | 10.0%–10.0% |" in render(tmp_path / "w")
     prior = reg.load("dit", kind="prior")
     assert prior(torch.zeros(1, 1, 28, 28), torch.tensor([5])).shape == (1, 1, 28, 28)
 
