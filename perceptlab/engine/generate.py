@@ -193,11 +193,16 @@ def _reference_tensor(settings: SamplerSettings, library: StimulusLibrary | None
 
 
 class Scorer:
-    """Scores stored images with every zoo classifier in the registry and the judge."""
+    """Scores stored images with every built-in zoo classifier, the guiding classifiers (``extra``, e.g.
+    fine-tuned user models) and the judge. Other user models are left out: a folder of hundreds of
+    IndivNets would otherwise be run on every batch."""
 
-    def __init__(self, registry: Registry, device: torch.device, judge: str | None):
+    def __init__(self, registry: Registry, device: torch.device, judge: str | None, extra: Sequence[str] = ()):
         self.device = device
-        self.classifiers = {n: registry.load(n, device, kind="classifier") for n in registry.names("classifier")}
+        entries = registry.entries()
+        names = [n for n, e in entries.items() if e.kind == "classifier" and e.builtin]
+        names += [n for n in extra if n and n not in names]
+        self.classifiers = {n: registry.load(n, device, kind="classifier") for n in names}
         self.judge_name = judge
         self.judge = registry.load(judge, device, kind="judge") if judge else None
 
@@ -277,7 +282,8 @@ def generate(
     models = load_models(settings, registry, device)
     # The judge scores every image when the filter or the guidance needs it, or simply when there is one.
     with_judge = filters.min_judge is not None or settings.judge_weight > 0 or settings.judge in registry.names("judge")
-    scorer = Scorer(registry, device, settings.judge if with_judge else None)
+    guiding = [settings.classifier, *([settings.classifier2] if settings.mode == "controversial" else [])]
+    scorer = Scorer(registry, device, settings.judge if with_judge else None, extra=guiding)
     used = [settings.prior, *scorer.classifiers, *([settings.judge] if with_judge else [])]
     hashes = {name: registry.weight_hash(name) for name in used}
     ref = None if reference is None else reference.to(device)

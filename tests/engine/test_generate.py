@@ -166,3 +166,22 @@ def test_regenerate_stores_only_accepted_and_reference_is_checked(registry, tmp_
         assert lib.get(with_ref.ids[0]).settings["sampler"]["reference"] == ref
         with pytest.raises(PerceptLabError, match="no stimulus"):
             run_gen(generate(SETTINGS.replace(reference="s999999"), [(3, 5)], registry=registry, library=lib))
+
+
+def test_records_score_the_zoo_and_the_guiding_models_but_not_every_user_model(tmp_path):
+    from perceptlab.engine.classifiers import build
+    from tests.conftest import save_model
+
+    weights = build_tiny_registry(tmp_path / "w")
+    for name in ("indiv_a", "indiv_b", "indiv_unused"):
+        save_model(tmp_path / "user", name, "classifier", "mlp", build("mlp"))
+    reg = Registry(weights, tmp_path / "user")
+    settings = SamplerSettings(
+        mode="controversial", classifier="indiv_a", classifier2="indiv_b", steps=2, resample=1, grad="x0",
+        batch_size=2, seed=5, pairs=[(3, 5)],
+    )  # fmt: skip
+    _, summary = run_gen(generate(settings, [(3, 5)], registry=reg, keep_rejects=True))
+    [rec] = summary.records
+    assert set(rec.probs) == {"vgg", "lrm", "indiv_a", "indiv_b"}
+    assert set(rec.weight_hashes) >= {"vgg", "lrm", "indiv_a", "indiv_b", "dit"}
+    assert "indiv_unused" not in rec.weight_hashes
