@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMenu, QTabWidget, QToolBar
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QTabWidget, QToolBar
 
 from perceptlab._qt import workers
 from perceptlab._qt.about import AboutDialog
@@ -17,7 +17,7 @@ from perceptlab._qt.align.panel import AlignPanel
 from perceptlab._qt.analysis.panel import AnalysisPanel
 from perceptlab._qt.app import app_icon, configure_pyqtgraph, reserve_gui_core
 from perceptlab._qt.curate.panel import CuratePanel
-from perceptlab._qt.data_panel import TRIAL_FILTER, DataPanel
+from perceptlab._qt.data_panel import DataPanel
 from perceptlab._qt.demo import install_shipped_demo, shipped_demo_dir, user_data_dir
 from perceptlab._qt.explore.controller import warm_models
 from perceptlab._qt.explore.panel import ExplorePanel

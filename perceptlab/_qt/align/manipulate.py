@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from perceptlab._qt.align.runner import individual_models, run_seed, scores_table, stimulus_ids
 from perceptlab._qt.messages import show_error
+from perceptlab._qt.widgets.combos import refill_combo
 from perceptlab._qt.widgets.pair_matrix import PairMatrix
 from perceptlab._qt.widgets.pandas_model import PandasModel
 from perceptlab.align.manipulate import manipulation_stimuli, resolve_individual, score_manipulation, tags_for
@@ -162,14 +163,7 @@ class ManipulateView(QWidget):
         self.models = individual_models(self.session.registry)
         people = list(self.models)
         for combo, fallback in ((self.p1, 0), (self.p2, 1)):
-            current = combo.currentData()
-            combo.blockSignals(True)
-            combo.clear()
-            for p in people:
-                combo.addItem(p, p)
-            i = combo.findData(current)
-            combo.setCurrentIndex(i if i >= 0 else min(fallback, len(people) - 1))
-            combo.blockSignals(False)
+            refill_combo(combo, [(p, p) for p in people], default=fallback)
         if len(people) < 2:
             self.status.setText(NO_MODELS if not people else
                                 f"Only {html.escape(people[0])} has an IndivNet: fine-tune one more participant at "

@@ -52,6 +52,7 @@ from perceptlab._qt.align.runner import (
     user_models_frame,
 )
 from perceptlab._qt.messages import ask_yes_no, show_error
+from perceptlab._qt.widgets.combos import refill_combo
 from perceptlab._qt.widgets.pandas_model import PandasModel
 from perceptlab._qt.widgets.plot_export import ExportButton
 from perceptlab._qt.workers import Job
@@ -391,16 +392,7 @@ class AlignPanel(QWidget):
     def refresh_models(self) -> None:
         """Refill the base picker and the fine-tuned model list (after a run, rename, delete)."""
         reg = self.session.registry
-        current = self.base.currentData()
-        self.base.blockSignals(True)
-        self.base.clear()
-        for name, label in base_models(reg):
-            self.base.addItem(label, name)
-        i = self.base.findData(current)
-        if i < 0:
-            i = self.base.findData("vgg")
-        self.base.setCurrentIndex(max(i, 0))
-        self.base.blockSignals(False)
+        refill_combo(self.base, [(label, name) for name, label in base_models(reg)], preferred="vgg")
         self.models_model.set_frame(user_models_frame(reg))
         self.models_view.resizeColumnsToContents()
         self.models_folder_label.setText(f"in {reg.user_dir} (they appear in every classifier picker)")

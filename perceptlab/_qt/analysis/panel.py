@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from perceptlab._qt.analysis.plots import AgreementView, EntropyView, ModelHumanView, OutcomeView, RtView
 from perceptlab._qt.analysis.runner import recluster
 from perceptlab._qt.messages import show_error
+from perceptlab._qt.widgets.combos import refill_combo
 from perceptlab._qt.widgets.plot_export import ExportButton
 from perceptlab._qt.widgets.stimulus_browser import StimulusBrowser, StimulusItem
 from perceptlab._qt.workers import Job
@@ -116,14 +117,7 @@ class AnalysisPanel(QWidget):
         self.outcomes.set_analysis(a)
         self.rt.set_analysis(a)
         self.agreement.set_analysis(a)
-        current = self.model.currentData()
-        self.model.blockSignals(True)
-        self.model.clear()
-        for name in (a.model_human if a is not None else {}):
-            self.model.addItem(name, name)
-        i = self.model.findData(current)
-        self.model.setCurrentIndex(i if i >= 0 else 0)
-        self.model.blockSignals(False)
+        refill_combo(self.model, [(name, name) for name in (a.model_human if a is not None else {})])
         self.model_human.set_analysis(a, self.model.currentData())
         self._notes()
 

@@ -31,6 +31,7 @@ from perceptlab._qt.curate.detail import StimulusDetail
 from perceptlab._qt.curate.export_dialog import ExportDialog, run_export
 from perceptlab._qt.curate.model import CELL, SORT_KEYS, LibraryModel, LibraryProxy, ThumbDelegate
 from perceptlab._qt.messages import show_error
+from perceptlab._qt.widgets.combos import refill_combo
 from perceptlab._qt.workers import Job
 from perceptlab.data.library import MODES, STATUSES
 from perceptlab.errors import PerceptLabError
@@ -188,16 +189,9 @@ class CuratePanel(QWidget):
                         if r.class_a is not None and r.class_b is not None})
         tags = sorted({t for r in self.model.records for t in r.tags})
         for combo, items, label in ((self.pair, pairs, "all pairs"), (self.tag, tags, "any tag")):
-            current = combo.currentData()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItem(label, None)
-            for it in items:
-                text = f"{it[0]}-{it[1]}" if isinstance(it, tuple) else it
-                combo.addItem(text, text)  # plain text data: tuples do not survive QVariant
-            i = combo.findData(current)
-            combo.setCurrentIndex(i if i >= 0 else 0)
-            combo.blockSignals(False)
+            texts = [f"{it[0]}-{it[1]}" if isinstance(it, tuple) else it for it in items]
+            # plain text data: tuples do not survive QVariant
+            refill_combo(combo, [(label, None), *((t, t) for t in texts)])
 
     # ---- filtering and sorting
 

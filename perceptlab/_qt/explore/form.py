@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
+from perceptlab._qt.widgets.combos import refill_combo
 from perceptlab._qt.widgets.pair_matrix import PairMatrix
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.guidance.pixel import DEFAULT_ALPHA
@@ -163,19 +164,9 @@ class SamplerForm(QWidget):
     def set_classifiers(self, names: list[str]) -> None:
         """Refill both classifier pickers (models were added, renamed or deleted), keeping the current
         choices where they still exist."""
-        for combo in (self.classifier, self.classifier2):
-            current = combo.currentData()
-            combo.blockSignals(True)
-            combo.clear()
-            for name in names:
-                combo.addItem(name, name)
-            i = combo.findData(current)
-            if i < 0 and combo is self.classifier and "vgg" in names:
-                i = names.index("vgg")
-            if i < 0 and combo is self.classifier2:
-                i = 1 if len(names) > 1 else 0
-            combo.setCurrentIndex(max(i, 0) if names else -1)
-            combo.blockSignals(False)
+        items = [(name, name) for name in names]
+        refill_combo(self.classifier, items, preferred="vgg")
+        refill_combo(self.classifier2, items, default=1)
         self.changed.emit()
 
     # ---- presets
