@@ -16,9 +16,10 @@ def shipped_demo_dir() -> Path:
 
 
 def user_data_dir() -> Path:
-    """The app's writable data folder (``~/.local/share/PerceptLab/PerceptLab`` on Linux)."""
-    loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(loc) if loc else Path.home() / ".local" / "share" / "perceptlab"
+    """The app's writable data folder, ``perceptlab`` in the platform's data location
+    (``~/.local/share/perceptlab`` on Linux, beside the user model folder ``models/``)."""
+    loc = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
+    return (Path(loc) if loc else Path.home() / ".local" / "share") / "perceptlab"
 
 
 def install_shipped_demo(source: Path | None, data_dir: Path) -> DemoProject | None:
