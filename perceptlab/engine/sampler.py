@@ -21,6 +21,7 @@ infinite is zeroed, marked invalid with the reason, and the rest of the batch go
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -30,6 +31,7 @@ import torch
 from diffusers import DDPMScheduler
 from torch import nn
 
+from perceptlab.engine.fusion import fuse_conv_bn
 from perceptlab.engine.guidance import MODES, Guidance, build_guidance
 from perceptlab.engine.guidance.pixel import DEFAULT_ALPHA
 from perceptlab.engine.registry import BUILTIN_JUDGE, BUILTIN_PRIOR, Registry
@@ -343,13 +345,17 @@ class SamplerModels:
 def load_models(settings: SamplerSettings, registry: Registry, device: torch.device | str) -> SamplerModels:
     """Load the prior, guiding classifier(s) and (when it guides) the judge from the registry."""
     device = torch.device(device)
+
+    def guide(name: str, kind: str) -> nn.Module:
+        # a private copy with the batch norms folded in (the registry's cached instance is shared with
+        # fine-tuning and scoring, which need the architecture as saved)
+        return fuse_conv_bn(copy.deepcopy(registry.load(name, device, kind=kind)))
+
     return SamplerModels(
         prior=registry.load(settings.prior, device, kind="prior"),
-        classifier=registry.load(settings.classifier, device, kind="classifier"),
-        classifier2=(
-            registry.load(settings.classifier2, device, kind="classifier") if settings.mode == "controversial" else None
-        ),
-        judge=registry.load(settings.judge, device, kind="judge") if settings.judge_weight > 0 else None,
+        classifier=guide(settings.classifier, "classifier"),
+        classifier2=guide(settings.classifier2, "classifier") if settings.mode == "controversial" else None,
+        judge=guide(settings.judge, "judge") if settings.judge_weight > 0 else None,
         device=device,
     )
 
