@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--models", default=",".join(BUILTIN_CLASSIFIERS), help="classifiers to train (comma list)")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs (classifiers, judge)")
-    p.add_argument("--steps", type=int, help="prior: total training steps (default 40,000)")
+    p.add_argument("--steps", type=int, help="prior: total training steps (default 38,000; the rate decays to 0 at the last)")
+    p.add_argument(
+        "--decay-start", type=int, help="prior: step from which the rate decays (cosine) to 0 (default 25,000)"
+    )
     p.add_argument("--minutes", type=float, help="prior: stop (and checkpoint) after this many minutes")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         from perceptlab.engine.train_prior import PriorTrainConfig, train_prior  # noqa: PLC0415
 
         cfg = PriorTrainConfig(seed=args.seed)
-        for field in ("steps", "batch_size", "lr"):
+        for field in ("steps", "batch_size", "lr", "decay_start"):
             if getattr(args, field) is not None:
                 cfg = replace(cfg, **{field: getattr(args, field)})
         pcfg = PriorConfig(patch_size=args.patch_size) if args.patch_size else PriorConfig()

@@ -21,6 +21,14 @@ ARCH_TEXT = {
 }
 
 
+def _prior_decay(tr: dict) -> str:
+    """How the prior's learning rate ends: constant, or cosine decay to 0 from ``decay_start``."""
+    start, steps = tr.get("decay_start"), tr.get("steps")
+    if start is None or steps is None or start >= steps:
+        return "constant rate after the warm-up"
+    return f"constant until step {start:,}, then cosine decay to 0 at step {steps:,}"
+
+
 def _fmt_minutes(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{seconds / 60:.1f} min"
 
@@ -125,7 +133,7 @@ def render(folder: Path) -> str:
             "",
             f"Training: {tr.get('steps_done'):,} steps of batch {tr.get('batch_size')} "
             f"({_fmt_minutes(tr.get('train_seconds'))} on the CPU), AdamW lr {tr.get('lr')}, "
-            f"{tr.get('warmup')} warm-up steps, min-SNR-{tr.get('min_snr_gamma')} weighting, "
+            f"{tr.get('warmup')} warm-up steps, {_prior_decay(tr)}, min-SNR-{tr.get('min_snr_gamma')} weighting, "
             f"{tr.get('cond_drop', 0):.0%} of each batch with the null class, gradient clipping 1.0; the shipped",
             f"weights are the EMA (decay {tr.get('ema_decay')}). Training complete: {tr.get('complete')} "
             f"(planned {tr.get('steps'):,} steps). Times are wall-clock on a 2-core CPU shared with other",

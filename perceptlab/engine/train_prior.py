@@ -24,16 +24,28 @@ from perceptlab.engine.weights import save_weights
 
 @dataclass
 class PriorTrainConfig:
-    steps: int = 40_000
+    steps: int = 38_000
     batch_size: int = 128
     lr: float = 1e-3
     warmup: int = 500
+    decay_start: int = 25_000  # constant rate until here, then cosine decay to 0 at ``steps``
     weight_decay: float = 0.0
     ema_decay: float = 0.999
     min_snr_gamma: float = 5.0
     cond_drop: float = 0.15  # share of each batch trained with the null class (unconditional)
     checkpoint_every: int = 250
     seed: int = 0
+
+
+def learning_rate(step: int, config: PriorTrainConfig) -> float:
+    """Rate for (0-based) ``step``: linear warm-up, constant, then cosine decay to 0 at ``config.steps``
+    from ``config.decay_start`` on (no decay when ``decay_start >= steps``)."""
+    lr = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+    start = config.decay_start
+    if start < config.steps and step >= start:
+        progress = min(1.0, (step - start) / (config.steps - start))
+        lr *= 0.5 * (1.0 + math.cos(math.pi * progress))
+    return lr
 
 
 def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -124,7 +136,7 @@ def train_prior(
             t = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,), generator=gen).to(device)
             noise = torch.randn(x0.shape, generator=gen).to(device)
             xt = scheduler.add_noise(x0, noise, t)
-            lr = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+            lr = learning_rate(step, config)
             for g in opt.param_groups:
                 g["lr"] = lr
             pred = model(xt, t, y)

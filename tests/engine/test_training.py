@@ -7,7 +7,7 @@ import torch
 from perceptlab.engine.registry import Registry
 from perceptlab.engine.train_classifiers import ClassifierRecipe, evaluate_accuracy, train_classifier
 from perceptlab.engine.train_judge import JudgeRecipe, auc, train_judge
-from perceptlab.engine.train_prior import PriorTrainConfig, min_snr_weights, train_prior
+from perceptlab.engine.train_prior import PriorTrainConfig, learning_rate, min_snr_weights, train_prior
 from tests.conftest import run_gen, tiny_prior_config
 
 TINY_PRIOR = tiny_prior_config()
@@ -75,6 +75,18 @@ def test_prior_steps_checkpoint_and_resume(tmp_path, builtin_mnist):
     assert "| 4 | 50 | 30.0% | - | 10.0%–10.0% |" in render(tmp_path / "w")
     prior = reg.load("dit", kind="prior")
     assert prior(torch.zeros(1, 1, 28, 28), torch.tensor([5])).shape == (1, 1, 28, 28)
+
+
+def test_prior_learning_rate_warms_up_holds_then_decays_to_zero():
+    cfg = PriorTrainConfig(steps=1000, lr=1e-3, warmup=100, decay_start=600)
+    rates = [learning_rate(s, cfg) for s in range(cfg.steps)]
+    assert rates[0] == 1e-5 and rates[99] == 1e-3  # linear warm-up
+    assert set(rates[100:601]) == {1e-3}  # constant until the decay starts
+    assert abs(rates[800] - 0.5e-3) < 1e-12  # cosine: half way through the decay, half the rate
+    assert all(a > b for a, b in zip(rates[600:], rates[601:]))  # strictly falling
+    assert rates[-1] < 1e-7
+    no_decay = PriorTrainConfig(steps=1000, warmup=100, decay_start=1000)
+    assert learning_rate(999, no_decay) == no_decay.lr
 
 
 def test_min_snr_weights_bounded():
