@@ -107,8 +107,9 @@ def fill_targets(
     """Sample every target once, then (``regenerate``) re-sample rejected targets until each passes or
     ``max_rounds`` rounds are spent. ``store`` commits a batch as soon as it completes and returns ids.
 
-    Re-yields the sampler's step records with ``round``, ``batch``, ``done``/``planned`` (progress in
-    images), ``generated`` and ``accepted`` added, and yields ``{"kind": "batch", ...}`` after each batch.
+    Re-yields the sampler's step records with ``round``, ``batch``, ``slots`` (the indices into
+    ``targets`` of the batch's images), ``seeds``, ``done``/``planned`` (progress in images),
+    ``generated`` and ``accepted`` added, and yields ``{"kind": "batch", ...}`` after each batch.
     """
     if max_rounds < 1:
         raise PerceptLabError(f"max rounds = {max_rounds}", "use at least 1 round")
@@ -139,6 +140,8 @@ def fill_targets(
                         "round": rnd,
                         "batch": j,
                         "batches": len(batches),
+                        "slots": slots,
+                        "seeds": seeds,
                         "done": done_before + frac * len(slots),
                         "planned": planned,
                         "generated": summary.generated,
@@ -161,6 +164,8 @@ def fill_targets(
                 "round": rnd,
                 "batch": j,
                 "batches": len(batches),
+                "slots": slots,
+                "seeds": seeds,
                 "generated": summary.generated,
                 "accepted": summary.accepted,
                 "stored": len(ids),

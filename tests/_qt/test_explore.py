@@ -131,6 +131,37 @@ def test_rejudge_without_resampling_and_add_to_library(make_window, qtbot, tmp_p
     assert "6 stimuli" in w.library_label.text()
 
 
+def test_regenerate_rejects_samples_rejected_tiles_again_in_place(make_window, qtbot):
+    w = make_window()
+    ex = w.explore
+    c = ex.controller
+    _setup(ex, [(4, 9)], per_pair=3, batch=2, steps=2, preset="draft")
+    ex.filter_form.min_prob.setValue(0.99)  # no image can pass: every target uses all its rounds
+    assert not ex.form.max_rounds.isEnabled()
+    ex.form.regenerate.setChecked(True)
+    ex.form.max_rounds.setValue(3)
+    assert ex.form.rounds() == 3
+    assert ex.generate()
+    qtbot.waitUntil(lambda: not ex.is_running(), timeout=30_000)
+    assert len(c.tiles) == 3 and c.summary.rounds == 3 and c.summary.unfilled == 3
+    assert all(t.final and not t.passed and t.attempt == 3 for t in c.tiles)
+    assert "attempt 3" in c.tiles[0].status_text()
+    seeds = [t.seed for t in c.tiles]
+    assert len(set(seeds)) == 3 and min(seeds) >= 1 + 6  # the third attempts (seeds 1..6 were rounds 1, 2)
+    assert all(len(t.hist_a) == len(t.steps) and 0 < len(t.steps) <= 2 for t in c.tiles)  # history restarted
+    assert len(c.staging()) == 9  # every attempt is kept in staging
+    assert all(t.record.seed == t.seed for t in c.tiles)
+    assert "over 3 rounds (3 of 3 still rejected)" in w.statusBar().currentMessage()
+    ex.filter_form.min_prob.setValue(0.0)
+    ex.filter_form.top_two.setChecked(False)
+    ex.filter_form.use_judge.setChecked(False)
+    assert all(t.passed for t in c.tiles)  # the last attempts are what is re-judged
+    state = ex.state()
+    ex.form.regenerate.setChecked(False)
+    ex.restore_state(state)
+    assert ex.form.regenerate.isChecked() and ex.form.rounds() == 3
+
+
 def test_add_selected_tiles_only(make_window, qtbot, tmp_path):
     w = make_window()
     ex = w.explore

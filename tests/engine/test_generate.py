@@ -68,6 +68,17 @@ def test_sometimes_passing_sampler_fills_every_target():
     )
     assert summary.unfilled == 0 and summary.accepted == 10 and summary.rounds > 1
     assert summary.acceptance_rate == pytest.approx(10 / summary.generated)
+    # each record names the targets (slots) and seeds of its batch, so a GUI can put every attempt in
+    # its target's place; a target is sampled again until its seed passes, and then never again
+    by_slot: dict[int, list[int]] = {}
+    for rec in records:
+        assert len(rec["slots"]) == len(rec["seeds"]) <= 4
+        if rec["kind"] == "batch":
+            for slot, seed in zip(rec["slots"], rec["seeds"]):
+                by_slot.setdefault(slot, []).append(seed)
+    assert sorted(by_slot) == list(range(10))
+    for seeds in by_slot.values():
+        assert seeds[-1] % 3 == 0 and all(x % 3 for x in seeds[:-1])
     assert len(stored) == len(batches)  # committed batch by batch
     # each round samples exactly the targets rejected in the round before
     ends = {0: {"generated": 0, "accepted": 0}} | {r["round"]: r for r in records if r["kind"] == "batch"}

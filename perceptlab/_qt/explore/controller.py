@@ -28,7 +28,7 @@ from perceptlab._qt.workers import Job
 from perceptlab.data.library import Stimulus, StimulusLibrary
 from perceptlab.data.library_records import clean_tags
 from perceptlab.engine.filters import FilterSettings, rejudge, verdicts
-from perceptlab.engine.generate import expand_targets, generate, resolve_seed
+from perceptlab.engine.generate import DEFAULT_MAX_ROUNDS, expand_targets, generate, resolve_seed
 from perceptlab.engine.sampler import SamplerSettings
 from perceptlab.errors import PerceptLabError
 
@@ -84,7 +84,7 @@ class GenerationController(QObject):
         self.run_tags: list[str] = []  # added to every stimulus of the current run stored in a library
         self._staging: StimulusLibrary | None = None
         self._staging_dir: Path | None = None
-        self._known: set[str] = set()
+        self._earlier: set[str] = set()  # staged ids of earlier runs
         self._staging_lock = threading.Lock()
         self._active = False
         self.t_start: float | None = None
@@ -131,9 +131,12 @@ class GenerationController(QObject):
         return self._active
 
     def start(self, settings: SamplerSettings, per_pair: int, filters: FilterSettings,
-              reference: Reference | None = None, tags: list[str] | tuple[str, ...] = ()) -> None:
+              reference: Reference | None = None, tags: list[str] | tuple[str, ...] = (),
+              regenerate: bool = False, max_rounds: int = DEFAULT_MAX_ROUNDS) -> None:
         """Start a run; ``tags`` are added to every stimulus of this run stored by ``add_to_library``
-        (the Align panel's Manipulate view tags its runs with the participants, arm and run)."""
+        (the Align panel's Manipulate view tags its runs with the participants, arm and run). With
+        ``regenerate`` the rejected images are sampled again (new seeds, same tile) until each passes
+        the filter given here or ``max_rounds`` rounds are spent."""
         if self.is_running():
             raise PerceptLabError("a generation is already running", "stop it first")
         if per_pair < 1:
@@ -143,17 +146,21 @@ class GenerationController(QObject):
                                   "pick another classifier 2")
         settings = settings.replace(seed=resolve_seed(settings.seed), reference=None).validate()
         filters = filters.validate()
+        if max_rounds < 1:
+            raise PerceptLabError(f"max rounds = {max_rounds}", "use at least 1 round")
         self.reference = reference
         self.run_tags = clean_tags(list(tags)) if tags else []
         targets = expand_targets(settings.pairs, per_pair)
         self.settings, self.filters, self.summary = settings, filters, None
+        self._earlier = set(self.staging().ids())
         self.tiles = [Tile(i, tuple(p), settings.seed + i) for i, p in enumerate(targets)]
         self.tilesReset.emit()
         self.t_start = time.perf_counter()
         self.first_preview_at = self.stop_requested_at = self.stopped_at = None
         self.step_times = []
         self._latest = None
-        job = Job(self._job, settings, targets, filters, reference, name="generate", parent=self)
+        rounds = max_rounds if regenerate else 1
+        job = Job(self._job, settings, targets, filters, reference, rounds, name="generate", parent=self)
         job.yielded.connect(self._on_record)
         job.returned.connect(self._on_returned)
         job.errored.connect(self._on_error)
@@ -162,10 +169,12 @@ class GenerationController(QObject):
         self._active = True
         job.start()
         self.started.emit()
+        again = f"; rejects sampled again, up to {rounds} rounds" if rounds > 1 else ""
         self.message.emit(f"Generating {len(targets)} images ({settings.mode}, {settings.steps} steps, "
-                          f"R={settings.resample}, gamma {settings.gamma:g}, seed {settings.seed})…")
+                          f"R={settings.resample}, gamma {settings.gamma:g}, seed {settings.seed}{again})…")
 
-    def _job(self, settings: SamplerSettings, targets, filters: FilterSettings, reference: Reference | None):
+    def _job(self, settings: SamplerSettings, targets, filters: FilterSettings, reference: Reference | None,
+             rounds: int = 1):
         """The work of one run, in the worker thread: the staging library is created (first time) and the
         reference stored there before the engine's generation job starts."""
         staging = self.staging()
@@ -175,7 +184,8 @@ class GenerationController(QObject):
             settings = settings.replace(reference=staging.add([rec], reference.image[None])[0])
         return (
             yield from generate(settings, targets, filters=filters, registry=self.session.registry, library=staging,
-                                device=self.session.device, regenerate=False, keep_rejects=True)
+                                device=self.session.device, regenerate=rounds > 1, max_rounds=rounds,
+                                keep_rejects=True)
         )
 
     def stop(self) -> None:
@@ -207,25 +217,35 @@ class GenerationController(QObject):
             self._on_batch(rec)
         self.progress.emit(float(rec.get("done", 0.0)), float(rec.get("planned", 1.0)))
 
-    def _batch_offset(self, rec: dict) -> int:
-        return (int(rec.get("batch", 1)) - 1) * self.settings.batch_size
+    def _batch_tiles(self, rec: dict) -> list[Tile]:
+        """The tiles of the record's batch. A rejected image sampled again (``regenerate``) comes back
+        with a new seed: its tile starts over as the next attempt."""
+        tiles = []
+        for slot, seed in zip(rec["slots"], rec["seeds"]):
+            tile = self.tiles[slot]
+            if tile.seed != seed:
+                tile.restart(seed)
+            tiles.append(tile)
+        return tiles
+
+    def _emit_changed(self, tiles: list[Tile]) -> None:
+        if tiles:
+            self.tilesChanged.emit(min(t.index for t in tiles), max(t.index for t in tiles))
 
     def _on_step(self, rec: dict) -> None:
         """Record every step's p(a), p(b) (cheap); the images and badges of the latest step are applied
         by ``_apply_latest`` at most every ``REDRAW_MS`` (steps of small models can be faster than that)."""
         now = time.perf_counter()
         self.step_times.append(now)
-        offset = self._batch_offset(rec)
         probs = {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in rec.get("probs", {}).items()}
-        n = len(rec["x0"])
-        tiles = self.tiles[offset: offset + n]
+        tiles = self._batch_tiles(rec)
         pa, pb = self._pair_probs(probs, np.array([t.pair for t in tiles], dtype=int).reshape(-1, 2))
         step = int(rec.get("step", 0))
         for tile, a, b in zip(tiles, pa.tolist(), pb.tolist()):
             tile.steps.append(step)
             tile.hist_a.append(a)
             tile.hist_b.append(b)
-        self._latest = (offset, rec, probs, pa, pb)
+        self._latest = (tiles, rec, probs, pa, pb)
         if self.first_preview_at is None:
             self._apply_latest()
             self.first_preview_at = time.perf_counter()
@@ -235,21 +255,19 @@ class GenerationController(QObject):
     def _apply_latest(self) -> None:
         if self._latest is None:
             return
-        offset, rec, probs, pa, pb = self._latest
+        tiles, rec, probs, pa, pb = self._latest
         self._latest = None
         x0 = to_uint8(rec["x0"])
         judge = rec.get("judge")
         judge = None if judge is None else np.asarray(judge.numpy() if hasattr(judge, "numpy") else judge)
         valid = np.asarray(rec["valid"].numpy() if hasattr(rec["valid"], "numpy") else rec["valid"], dtype=bool)
-        n = len(x0)
-        tiles = self.tiles[offset: offset + n]
         live = self._live_verdicts([t.pair for t in tiles], probs, judge)
         for i, tile in enumerate(tiles):
             tile.image = x0[i]
             tile.valid = bool(valid[i])
             tile.p_a, tile.p_b = float(pa[i]), float(pb[i])
             tile.live_passed = None if live is None else live[i]
-        self.tilesChanged.emit(offset, offset + n - 1)
+        self._emit_changed(tiles)
 
     def _live_verdicts(self, pairs, probs, judge) -> list[bool] | None:
         s = self.settings
@@ -266,13 +284,11 @@ class GenerationController(QObject):
 
     def _on_batch(self, rec: dict) -> None:
         staging = self.staging()
-        offset = self._batch_offset(rec)
-        n = min(self.settings.batch_size, len(self.tiles) - offset)
-        new = [r for r in staging.records() if r.id not in self._known and r.mode in ("uncertainty", "controversial")]
-        by_seed = {r.seed: r for r in new}
-        self._known.update(r.id for r in new)
-        for i in range(offset, offset + n):
-            tile = self.tiles[i]
+        tiles = self._batch_tiles(rec)
+        # this run's records by seed (unique within a run); the worker may have staged later batches too
+        by_seed = {r.seed: r for r in staging.records()
+                   if r.id not in self._earlier and r.mode in ("uncertainty", "controversial")}
+        for tile in tiles:
             record = by_seed.get(tile.seed)
             tile.final = True
             if record is None:
@@ -284,7 +300,7 @@ class GenerationController(QObject):
             tile.p_b = record.p_b if record.p_b is not None else math.nan
             v = rejudge(record, self.filters)
             tile.passed, tile.reason = v.passed, v.reason
-        self.tilesChanged.emit(offset, offset + n - 1)
+        self._emit_changed(tiles)
 
     @Slot(object)
     def _on_returned(self, summary) -> None:
@@ -294,7 +310,10 @@ class GenerationController(QObject):
         self.summary = summary
         self.stopped_at = time.perf_counter()
         acc = sum(1 for t in self.tiles if t.final and t.passed)
-        self.message.emit(f"Generated {summary.generated} images in {summary.seconds:.1f} s: {acc} accepted, "
+        again = ""
+        if summary.rounds > 1:
+            again = f" over {summary.rounds} rounds ({summary.unfilled} of {len(self.tiles)} still rejected)"
+        self.message.emit(f"Generated {summary.generated} images in {summary.seconds:.1f} s{again}: {acc} accepted, "
                           f"{summary.invalid} diverged. Select images and add them to the library.")
         self.finished.emit("done")
 

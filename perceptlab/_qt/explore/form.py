@@ -24,6 +24,7 @@ from superqt import QLabeledDoubleSlider, QLabeledSlider
 from perceptlab._qt.widgets.combos import refill_combo
 from perceptlab._qt.widgets.pair_matrix import PairMatrix
 from perceptlab.engine.filters import FilterSettings
+from perceptlab.engine.generate import DEFAULT_MAX_ROUNDS
 from perceptlab.engine.guidance.pixel import DEFAULT_ALPHA
 from perceptlab.engine.sampler import DEFAULT_PRESET, PRESETS, SamplerSettings
 
@@ -144,6 +145,19 @@ class SamplerForm(QWidget):
         self.alpha = _dslider(0.0, 200.0, DEFAULT_ALPHA, 1)
         self.alpha.setToolTip("pixel-constraint strength alpha (paper 50), used with a reference image")
         rf.addRow("Reference α", self.alpha)
+        again = QHBoxLayout()
+        self.regenerate = QCheckBox("sample again, up to")
+        self.regenerate.setToolTip("sample the rejected images again (new seeds) until each passes the filter "
+                                   "or the rounds are spent (the reference implementation gives up after 10)")
+        self.max_rounds = QSpinBox()
+        self.max_rounds.setRange(2, 100)
+        self.max_rounds.setValue(DEFAULT_MAX_ROUNDS)
+        self.max_rounds.setSuffix(" rounds")
+        self.max_rounds.setEnabled(False)
+        self.regenerate.toggled.connect(self.max_rounds.setEnabled)
+        again.addWidget(self.regenerate)
+        again.addWidget(self.max_rounds)
+        rf.addRow("Rejects", again)
         layout.addWidget(run)
 
         self.mode.currentIndexChanged.connect(self._mode_changed)
@@ -223,6 +237,15 @@ class SamplerForm(QWidget):
         self.changed.emit()
 
     # ---- dataclass round trip
+
+    def rounds(self) -> int:
+        """Sampling rounds per asked image: 1, or the rounds of 'sample rejects again'."""
+        return self.max_rounds.value() if self.regenerate.isChecked() else 1
+
+    def set_rounds(self, rounds: int) -> None:
+        self.regenerate.setChecked(rounds > 1)
+        if rounds > 1:
+            self.max_rounds.setValue(rounds)
 
     def settings(self) -> SamplerSettings:
         """The sampler settings shown (``seed=None`` when random)."""

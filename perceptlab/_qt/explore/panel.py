@@ -193,8 +193,9 @@ class ExplorePanel(QWidget):
                                                                      "click one or more cells of the pair matrix"))
             return False
         try:
+            rounds = self.form.rounds()
             self.controller.start(settings, self.form.per_pair.value(), self.filter_form.filters(), self.reference,
-                                  tags=tags or ())
+                                  tags=tags or (), regenerate=rounds > 1, max_rounds=rounds)
         except PerceptLabError as exc:
             show_error(self, "Cannot generate", exc)
             return False
@@ -358,7 +359,7 @@ class ExplorePanel(QWidget):
     def state(self) -> str:
         s = self.form.settings()
         return json.dumps({"sampler": s.to_dict(), "per_pair": self.form.per_pair.value(),
-                           "filter": self.filter_form.filters().to_dict()})
+                           "rounds": self.form.rounds(), "filter": self.filter_form.filters().to_dict()})
 
     def restore_state(self, text: str | None) -> None:
         if not text:
@@ -370,6 +371,7 @@ class ExplorePanel(QWidget):
             if s.classifier not in names:
                 s = s.replace(classifier=self.form.settings().classifier)
             self.form.set_settings(s, data.get("per_pair"))
+            self.form.set_rounds(int(data.get("rounds", 1)))
             self.filter_form.set_filters(FilterSettings.from_dict(data.get("filter", {})))
         except (ValueError, KeyError, TypeError, PerceptLabError):
             pass  # a stale or foreign value: keep the defaults

@@ -50,6 +50,15 @@ class Tile:
     stopped: bool = False
     record: object | None = None  # the staged Stimulus once its batch is done
     added_id: str | None = None
+    attempt: int = 1  # > 1: sampled again after a rejection (regenerate rejects)
+
+    def restart(self, seed: int) -> None:
+        """Start the next attempt at this target with a new seed (the last attempt stays in staging)."""
+        self.seed, self.attempt = seed, self.attempt + 1
+        self.image, self.p_a, self.p_b = None, math.nan, math.nan
+        self.steps, self.hist_a, self.hist_b = [], [], []
+        self.live_passed = self.passed = self.record = self.added_id = None
+        self.reason, self.final, self.valid, self.stopped = "", False, True, False
 
     def status_text(self) -> str:
         if self.added_id:
@@ -58,9 +67,10 @@ class Tile:
             return "diverged (NaN) — dropped"
         if self.stopped:
             return "stopped before its batch finished"
+        again = f" (attempt {self.attempt})" if self.attempt > 1 else ""
         if not self.final:
-            return "sampling…"
-        return "accepted" if self.passed else f"rejected: {self.reason}"
+            return f"sampling…{again}"
+        return f"accepted{again}" if self.passed else f"rejected{again}: {self.reason}"
 
 
 class PreviewModel(QAbstractListModel):
