@@ -111,7 +111,7 @@ def _settings(args: argparse.Namespace):
 
 
 def _filters(args: argparse.Namespace, settings, registry):
-    from perceptlab.engine.filters import FilterSettings, percentile_thresholds  # noqa: PLC0415
+    from perceptlab.engine.filters import FilterSettings, with_thresholds  # noqa: PLC0415
 
     filters = FilterSettings(
         kind=args.filter,
@@ -126,10 +126,7 @@ def _filters(args: argparse.Namespace, settings, registry):
 
         data = load_mnist(args.mnist)
         names = {settings.classifier, settings.classifier2} - {None}
-        filters.thresholds = {
-            n: percentile_thresholds(predict_probs(n, data.images, registry), filters.percentile).tolist()
-            for n in sorted(names)
-        }
+        filters = with_thresholds(filters, {n: predict_probs(n, data.images, registry) for n in sorted(names)})
         print(f"percentile filter: {filters.percentile:g}th percentiles over {data.source}")
     return filters
 

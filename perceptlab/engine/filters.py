@@ -13,8 +13,8 @@ whole library) can be re-judged with new thresholds without sampling again. nump
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -78,6 +78,13 @@ def percentile_thresholds(reference_probs: np.ndarray, q: float = 75.0) -> np.nd
             f"reference probabilities have shape {probs.shape}", "pass (N, 10) probabilities of N >= 1 images"
         )
     return np.percentile(probs, q, axis=0)
+
+
+def with_thresholds(settings: FilterSettings, reference_probs: Mapping[str, np.ndarray]) -> FilterSettings:
+    """A copy of ``settings`` whose percentile thresholds for each named classifier come from its
+    probabilities (N, 10) on the reference images (e.g. MNIST), at ``settings.percentile``."""
+    computed = {name: percentile_thresholds(p, settings.percentile).tolist() for name, p in reference_probs.items()}
+    return replace(settings, thresholds={**settings.thresholds, **computed})
 
 
 def _fmt(x: float) -> str:

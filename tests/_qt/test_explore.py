@@ -162,6 +162,36 @@ def test_regenerate_rejects_samples_rejected_tiles_again_in_place(make_window, q
     assert ex.form.regenerate.isChecked() and ex.form.rounds() == 3
 
 
+def test_percentile_filter_thresholds_come_from_mnist_then_the_run_starts(make_window, qtbot):
+    from perceptlab.engine.filters import percentile_thresholds
+    from perceptlab.engine.registry import predict_probs
+
+    w = make_window()
+    ex = w.explore
+    c = ex.controller
+    _setup(ex, [(3, 5)], per_pair=2, batch=2, steps=2, preset="draft")
+    ff = ex.filter_form
+    ff.use_judge.setChecked(False)
+    ff.kind.setCurrentIndex(ff.kind.findData("percentile"))
+    assert not ff.min_prob.isEnabled() and ff.percentile.isEnabled() and ff.percentile.value() == 75.0
+    qtbot.waitUntil(lambda: w.session.mnist is not None)
+    assert ex.generate()
+    assert ex.is_running() and not ex.generate_button.isEnabled()  # thresholds first, then the run
+    qtbot.waitUntil(lambda: c.summary is not None and not ex.is_running(), timeout=30_000)
+    expected = percentile_thresholds(predict_probs("vgg", w.session.mnist.images, w.session.registry), 75.0)
+    assert np.allclose(c.filters.thresholds["vgg"], expected) and c.filters.kind == "percentile"
+    assert set(c.filters.thresholds) == {"vgg"}
+    ff.percentile.setValue(0.0)  # above the smallest MNIST probability: the pair passes
+    assert all(t.passed for t in c.tiles)
+    ff.percentile.setValue(100.0)  # must beat the largest MNIST probability of each class
+    k100 = percentile_thresholds(predict_probs("vgg", w.session.mnist.images, w.session.registry), 100.0)
+    for t in c.tiles:
+        p = np.asarray(t.record.probs["vgg"])
+        assert t.passed == bool(p[3] > k100[3] and p[5] > k100[5])
+        assert t.passed or "100th percentile" in t.reason
+    assert ex.thresholds.job is None  # q changed: no second pass over MNIST
+
+
 def test_add_selected_tiles_only(make_window, qtbot, tmp_path):
     w = make_window()
     ex = w.explore

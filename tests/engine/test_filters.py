@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from perceptlab.data.library import Stimulus
-from perceptlab.engine.filters import FilterSettings, Verdict, percentile_thresholds, rejudge, verdict, verdicts
+from perceptlab.engine.filters import (
+    FilterSettings,
+    Verdict,
+    percentile_thresholds,
+    rejudge,
+    verdict,
+    verdicts,
+    with_thresholds,
+)
 from perceptlab.errors import PerceptLabError
 
 PAPER = FilterSettings()
@@ -82,6 +90,11 @@ def test_percentile_filter():
         verdict("uncertainty", 3, 5, p, 0.9, settings, names=("mlp", ""))
     with pytest.raises(PerceptLabError):
         percentile_thresholds(np.zeros((3, 4)))
+    # with_thresholds fills in each classifier's thresholds at the filter's q, keeping the others
+    filled = with_thresholds(FilterSettings(kind="percentile", percentile=90, thresholds={"vgg": k.tolist()}),
+                             {"mlp": ref[::-1]})
+    assert filled.thresholds["vgg"] == k.tolist()
+    np.testing.assert_allclose(filled.thresholds["mlp"], np.percentile(ref[::-1], 90, axis=0))
 
 
 def test_rejudge_stored_record_with_new_thresholds():

@@ -306,6 +306,21 @@ class FilterForm(QGroupBox):
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Acceptance filter (edits re-judge the batch)", parent)
         form = QFormLayout(self)
+        kind_row = QHBoxLayout()
+        self.kind = QComboBox()
+        self.kind.addItem("paper thresholds", "paper")
+        self.kind.addItem("percentile over MNIST", "percentile")
+        self.kind.setToolTip("paper: the fixed thresholds below (DESIGN §2). percentile (varEmotion): the pair's "
+                             "probabilities must exceed their q-th percentile over the MNIST images in use")
+        self.percentile = QDoubleSpinBox()
+        self.percentile.setRange(0.0, 100.0)
+        self.percentile.setDecimals(1)
+        self.percentile.setSingleStep(5.0)
+        self.percentile.setPrefix("q = ")
+        self.percentile.setToolTip("percentile filter: q (varEmotion uses 75)")
+        kind_row.addWidget(self.kind, 1)
+        kind_row.addWidget(self.percentile)
+        form.addRow("Filter", kind_row)
         self.min_prob = QDoubleSpinBox()
         self.min_prob.setRange(0.0, 1.0)
         self.min_prob.setSingleStep(0.05)
@@ -332,14 +347,26 @@ class FilterForm(QGroupBox):
         self.summary = QLabel()
         form.addRow(self.summary)
         self.set_filters(FilterSettings())
-        for w in (self.min_prob, self.min_conf, self.min_judge):
+        for w in (self.min_prob, self.min_conf, self.min_judge, self.percentile):
             w.valueChanged.connect(self.changed)
         for w in (self.top_two, self.use_judge):
             w.toggled.connect(self.changed)
+        self.kind.currentIndexChanged.connect(self._kind_changed)
+        self.kind.currentIndexChanged.connect(self.changed)
         self.use_judge.toggled.connect(self.min_judge.setEnabled)
 
+    def _kind_changed(self) -> None:
+        """The paper's thresholds apply to the paper filter only; q to the percentile filter only."""
+        paper = self.kind.currentData() == "paper"
+        for w in (self.min_prob, self.top_two, self.min_conf):
+            w.setEnabled(paper)
+        self.percentile.setEnabled(not paper)
+
     def filters(self) -> FilterSettings:
+        """The filter shown; a percentile filter has no thresholds yet (they depend on the classifiers)."""
         return FilterSettings(
+            kind=self.kind.currentData(),
+            percentile=round(self.percentile.value(), 6),
             min_prob=round(self.min_prob.value(), 6),
             require_top_two=self.top_two.isChecked(),
             min_confidence=round(self.min_conf.value(), 6),
@@ -347,9 +374,13 @@ class FilterForm(QGroupBox):
         )
 
     def set_filters(self, f: FilterSettings) -> None:
-        widgets = (self.min_prob, self.min_conf, self.min_judge, self.top_two, self.use_judge)
+        widgets = (self.min_prob, self.min_conf, self.min_judge, self.top_two, self.use_judge, self.kind,
+                   self.percentile)
         for w in widgets:
             w.blockSignals(True)
+        self.kind.setCurrentIndex(max(0, self.kind.findData(f.kind)))
+        self.percentile.setValue(f.percentile)
+        self._kind_changed()
         self.min_prob.setValue(f.min_prob)
         self.min_conf.setValue(f.min_confidence)
         self.top_two.setChecked(f.require_top_two)

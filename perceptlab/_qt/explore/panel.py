@@ -23,11 +23,19 @@ from perceptlab._qt.explore.controller import GenerationController, Reference
 from perceptlab._qt.explore.form import FilterForm, SamplerForm
 from perceptlab._qt.explore.preview import COLOR_A, COLOR_B, PreviewModel, PreviewView
 from perceptlab._qt.explore.reference import ReferencePicker
+from perceptlab._qt.explore.thresholds import ReferenceThresholds
 from perceptlab._qt.messages import show_error
 from perceptlab._qt.widgets.images import qpixmap
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.sampler import SamplerSettings
 from perceptlab.errors import PerceptLabError
+
+
+def _guiding(s: SamplerSettings | None) -> list[str]:
+    """The classifiers whose probabilities a run's verdicts use."""
+    if s is None:
+        return []
+    return [s.classifier, *([s.classifier2] if s.mode == "controversial" and s.classifier2 else [])]
 
 
 class ExplorePanel(QWidget):
@@ -160,6 +168,10 @@ class ExplorePanel(QWidget):
         self.add_selected.clicked.connect(lambda: self.add_to_library(selected=True))
         self.add_accepted.clicked.connect(lambda: self.add_to_library(selected=False))
         self.filter_form.changed.connect(self._filters_changed)
+        self.thresholds = ReferenceThresholds(session, self)
+        self.thresholds.ready.connect(self._thresholds_ready)
+        self.thresholds.failed.connect(self._thresholds_failed)
+        self._pending_generate: tuple[list[str] | None, str] | None = None  # waits for thresholds
         c = self.controller
         c.tilesReset.connect(self._tiles_reset)
         c.tilesChanged.connect(self._tiles_changed)
@@ -193,8 +205,16 @@ class ExplorePanel(QWidget):
                                                                      "click one or more cells of the pair matrix"))
             return False
         try:
+            filters = self.thresholds.complete(self.filter_form.filters(), _guiding(settings))
+            if filters is None:  # percentile filter: its thresholds are computed first, then the run starts
+                self._pending_generate = (tags, note)
+                self.generate_button.setEnabled(False)
+                self.stop_button.setEnabled(True)
+                self.message.emit(self.thresholds.describe(_guiding(settings)))
+                self.runningChanged.emit(True)
+                return True
             rounds = self.form.rounds()
-            self.controller.start(settings, self.form.per_pair.value(), self.filter_form.filters(), self.reference,
+            self.controller.start(settings, self.form.per_pair.value(), filters, self.reference,
                                   tags=tags or (), regenerate=rounds > 1, max_rounds=rounds)
         except PerceptLabError as exc:
             show_error(self, "Cannot generate", exc)
@@ -212,12 +232,17 @@ class ExplorePanel(QWidget):
             self.generate_button.setEnabled(bool(names))
 
     def stop(self) -> None:
+        if self._pending_generate is not None:
+            self._pending_generate = None
+            self._set_running(False)
+            self.message.emit("Generation called off before it started.")
+            return
         self.controller.stop()
         self.stop_button.setEnabled(False)
         self.progress.setFormat("stopping…")
 
     def is_running(self) -> bool:
-        return self.controller.is_running()
+        return self.controller.is_running() or self._pending_generate is not None
 
     def choose_reference(self) -> None:
         dlg = ReferencePicker(self.session, self)
@@ -307,8 +332,15 @@ class ExplorePanel(QWidget):
         self._show_current()
 
     def _filters_changed(self) -> None:
+        if not self.controller.tiles:  # nothing to re-judge; a run takes the filter when it starts
+            return
+        names = _guiding(self.controller.settings)
         try:
-            accepted = self.controller.set_filters(self.filter_form.filters())
+            filters = self.thresholds.complete(self.filter_form.filters(), names)
+            if filters is None:  # re-judged when the thresholds are ready
+                self.message.emit(self.thresholds.describe(names))
+                return
+            accepted = self.controller.set_filters(filters)
         except PerceptLabError as exc:
             show_error(self, "Invalid filter", exc)
             return
@@ -317,6 +349,21 @@ class ExplorePanel(QWidget):
             self.message.emit(f"Re-judged {finals} images with the new thresholds: {accepted} accepted.")
         self._show_current()
         self._update_buttons()
+
+    def _thresholds_ready(self) -> None:
+        if self._pending_generate is not None:
+            tags, note = self._pending_generate
+            self._pending_generate = None
+            if not self.generate(tags, note):
+                self._set_running(False)
+        else:
+            self._filters_changed()
+
+    def _thresholds_failed(self, exc) -> None:
+        if self._pending_generate is not None:
+            self._pending_generate = None
+            self._set_running(False)
+        show_error(self, "Could not compute the percentile thresholds", exc)
 
     def _update_buttons(self) -> None:
         running = self.controller.is_running()
