@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--decay-start", type=int, help="prior: step from which the rate decays (cosine) to 0 (default 25,000)"
     )
+    p.add_argument(
+        "--cond-drop", type=float, help="prior: share of each batch trained unconditionally (null class; default 0.15)"
+    )
     p.add_argument("--minutes", type=float, help="prior: stop (and checkpoint) after this many minutes")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         from perceptlab.engine.train_prior import PriorTrainConfig, train_prior  # noqa: PLC0415
 
         cfg = PriorTrainConfig(seed=args.seed)
-        for field in ("steps", "batch_size", "lr", "decay_start"):
+        for field in ("steps", "batch_size", "lr", "decay_start", "cond_drop"):
             if getattr(args, field) is not None:
                 cfg = replace(cfg, **{field: getattr(args, field)})
         pcfg = PriorConfig(patch_size=args.patch_size) if args.patch_size else PriorConfig()

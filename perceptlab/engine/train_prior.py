@@ -20,6 +20,7 @@ from perceptlab.data.mnist import MnistData
 from perceptlab.engine.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from perceptlab.engine.prior import NULL_CLASS, DiTPrior, PriorConfig
 from perceptlab.engine.weights import save_weights
+from perceptlab.errors import PerceptLabError
 
 
 @dataclass
@@ -81,6 +82,8 @@ def train_prior(
 ) -> Iterator[dict]:
     """Train (or resume) the prior on ``data`` (use ``data.train()``); yields per-step records."""
     config = config or PriorTrainConfig()
+    if not 0.0 <= config.cond_drop <= 1.0:
+        raise PerceptLabError(f"cond_drop = {config.cond_drop} is not a share", "use a value from 0 to 1 (default 0.15)")
     run_dir = Path(run_dir)
     ckpt = run_dir / "prior_checkpoint.safetensors"
     torch.manual_seed(config.seed)

@@ -89,6 +89,18 @@ def test_prior_learning_rate_warms_up_holds_then_decays_to_zero():
     assert learning_rate(999, no_decay) == no_decay.lr
 
 
+def test_prior_refuses_a_cond_drop_that_is_not_a_share(tmp_path, builtin_mnist):
+    import pytest
+
+    from perceptlab.errors import PerceptLabError
+
+    gen = train_prior(builtin_mnist.train().subset(slice(0, 16)), tmp_path / "run", tmp_path / "w" / "dit.safetensors",
+                      PriorTrainConfig(steps=1, batch_size=4, cond_drop=1.5), TINY_PRIOR)
+    with pytest.raises(PerceptLabError, match="cond_drop = 1.5"):
+        next(gen)
+    assert not (tmp_path / "w").exists()  # nothing written
+
+
 def test_min_snr_weights_bounded():
     acp = torch.linspace(0.9999, 0.0001, 1000)
     w = min_snr_weights(acp, torch.arange(1000), 5.0)
