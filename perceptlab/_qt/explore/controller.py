@@ -146,8 +146,6 @@ class GenerationController(QObject):
                                   "pick another classifier 2")
         settings = settings.replace(seed=resolve_seed(settings.seed), reference=None).validate()
         filters = filters.validate()
-        if max_rounds < 1:
-            raise PerceptLabError(f"max rounds = {max_rounds}", "use at least 1 round")
         self.reference = reference
         self.run_tags = clean_tags(list(tags)) if tags else []
         targets = expand_targets(settings.pairs, per_pair)
