@@ -190,6 +190,10 @@ def test_percentile_filter_thresholds_come_from_mnist_then_the_run_starts(make_w
         assert t.passed == bool(p[3] > k100[3] and p[5] > k100[5])
         assert t.passed or "100th percentile" in t.reason
     assert ex.thresholds.job is None  # q changed: no second pass over MNIST
+    w.session.modelsChanged.emit()  # a model may have been replaced under its name: computed again
+    ff.percentile.setValue(0.0)
+    assert ex.thresholds.job is not None
+    qtbot.waitUntil(lambda: ex.thresholds.job is None and all(t.passed for t in c.tiles), timeout=30_000)
 
 
 def test_add_selected_tiles_only(make_window, qtbot, tmp_path):

@@ -30,9 +30,11 @@ class ReferenceThresholds(QObject):
         self._mnist = None  # the reference set the cached probabilities belong to
         self._probs: dict = {}
         self.job: Job | None = None
+        session.modelsChanged.connect(self._forget)  # a user model may have been replaced under its name
 
-    def busy(self) -> bool:
-        return self.job is not None
+    @Slot()
+    def _forget(self) -> None:
+        self._probs = {}
 
     def complete(self, filters: FilterSettings, names) -> FilterSettings | None:
         if filters.kind != "percentile":
