@@ -29,6 +29,21 @@ def _prior_decay(tr: dict) -> str:
     return f"constant until step {start:,}, then cosine decay to 0 at step {steps:,}"
 
 
+def _prior_rates(tr: dict) -> str:
+    """The prior's rate schedule and null-class share, phase by phase where a run was resumed with new ones."""
+    def one(ph: dict) -> str:
+        return f"lr {ph.get('lr')}, {_prior_decay(ph)}, {ph.get('cond_drop', 0):.0%} of each batch with the null class"
+
+    phases = tr.get("phases") or []
+    if not phases:
+        return one(tr)
+    parts, start = [], 0
+    for ph in [*phases, {**tr, "until": tr.get("steps_done")}]:
+        parts.append(f"steps {start:,}–{ph.get('until'):,}: {one(ph)}")
+        start = ph.get("until")
+    return f"in {len(parts)} phases, each resumed from the full state of the one before ({'; '.join(parts)})"
+
+
 def _fmt_minutes(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{seconds / 60:.1f} min"
 
@@ -132,9 +147,8 @@ def render(folder: Path) -> str:
             f"{a.get('beta_schedule')} betas; epsilon prediction; sampled with 50 DDPM steps.",
             "",
             f"Training: {tr.get('steps_done'):,} steps of batch {tr.get('batch_size')} "
-            f"({_fmt_minutes(tr.get('train_seconds'))} on the CPU), AdamW lr {tr.get('lr')}, "
-            f"{tr.get('warmup')} warm-up steps, {_prior_decay(tr)}, min-SNR-{tr.get('min_snr_gamma')} weighting, "
-            f"{tr.get('cond_drop', 0):.0%} of each batch with the null class, gradient clipping 1.0; the shipped",
+            f"({_fmt_minutes(tr.get('train_seconds'))} on the CPU), AdamW, {tr.get('warmup')} warm-up steps, "
+            f"min-SNR-{tr.get('min_snr_gamma')} weighting, gradient clipping 1.0, {_prior_rates(tr)}; the shipped",
             f"weights are the EMA (decay {tr.get('ema_decay')}). Training complete: {tr.get('complete')} "
             f"(planned {tr.get('steps'):,} steps). Times are wall-clock on a 2-core CPU shared with other",
             "jobs. The full training state (weights, EMA, optimizer, RNG) is kept in `resources/training/`;",

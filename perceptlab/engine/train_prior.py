@@ -62,6 +62,35 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         pe.lerp_(pm, 1 - decay)
 
 
+RECIPE_KEYS = ("steps", "batch_size", "lr", "warmup", "decay_start", "weight_decay", "ema_decay", "min_snr_gamma",
+               "cond_drop")
+
+
+def _recipe(config: PriorTrainConfig | dict) -> dict:
+    """The settings that shape the weights (not the checkpoint interval or the seed)."""
+    d = asdict(config) if isinstance(config, PriorTrainConfig) else config
+    return {k: d.get(k) for k in RECIPE_KEYS}
+
+
+def _earlier_phases(scalars: dict, step: int, config: PriorTrainConfig, config_path: Path) -> list[dict]:
+    """The recipes the resumed run trained under before this call, oldest first: each phase is a recipe with
+    the step it ran ``until``. A phase ends where a run is resumed with different settings (say a second
+    phase at a lower rate and a higher ``cond_drop``). Checkpoints store their recipe; for one written before
+    they did, the exported config beside ``out_path`` stands in when it was exported at the same step."""
+    phases = list(scalars.get("phases", []))
+    recipe = scalars.get("recipe")
+    if recipe is None:
+        try:
+            training = json.loads(config_path.read_text()).get("training", {})
+        except (OSError, ValueError, AttributeError):
+            training = {}
+        if training.get("steps_done") == step:
+            recipe, phases = _recipe(training), list(training.get("phases", []))
+    if recipe is not None and recipe != _recipe(config) and step > (phases[-1]["until"] if phases else 0):
+        phases.append({**recipe, "until": step})
+    return phases
+
+
 def _quality_history(config_path: Path) -> list[dict]:
     """``metrics.quality_history`` of the exported prior being replaced (``perceptlab eval prior
     --record`` appends to it), or [] when there is none or it cannot be read."""
@@ -93,10 +122,11 @@ def train_prior(
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = model.make_scheduler()
     acp = scheduler.alphas_cumprod.to(device)
-    step, elapsed = 0, 0.0
+    step, elapsed, phases = 0, 0.0, []
     if has_checkpoint(ckpt):
         scalars = load_checkpoint(ckpt, model, opt, ema=ema, generator=gen)
         step, elapsed = scalars["step"], scalars.get("elapsed_s", 0.0)
+        phases = _earlier_phases(scalars, step, config, out_path.with_suffix(".json"))
     images, labels = data.tensors()
     n = len(labels)
     t_start = time.monotonic()
@@ -110,6 +140,7 @@ def train_prior(
             "arch_config": model.config.to_dict(),
             "training": {
                 **asdict(config),
+                **({"phases": phases} if phases else {}),
                 "steps_done": step,
                 "train_seconds": round(elapsed),
                 "data": data.source,
@@ -126,7 +157,8 @@ def train_prior(
         return out_path
 
     def checkpoint() -> None:
-        save_checkpoint(ckpt, model, opt, {"step": step, "elapsed_s": elapsed}, ema=ema, generator=gen)
+        scalars = {"step": step, "elapsed_s": elapsed, "recipe": _recipe(config), "phases": phases}
+        save_checkpoint(ckpt, model, opt, scalars, ema=ema, generator=gen)
 
     model.train()
     try:

@@ -77,6 +77,34 @@ def test_prior_steps_checkpoint_and_resume(tmp_path, builtin_mnist):
     assert prior(torch.zeros(1, 1, 28, 28), torch.tensor([5])).shape == (1, 1, 28, 28)
 
 
+def test_prior_resumed_with_a_new_recipe_records_its_phases(tmp_path, builtin_mnist):
+    import json
+
+    from perceptlab.engine.model_card import render
+
+    data = builtin_mnist.train().subset(slice(0, 64))
+    out = tmp_path / "w" / "dit.safetensors"
+    first = PriorTrainConfig(steps=4, batch_size=4, warmup=1, decay_start=2, checkpoint_every=2)
+    _drain(train_prior(data, tmp_path / "run", out, first, TINY_PRIOR))
+    # a checkpoint from before checkpoints stored their recipe: the exported config stands in
+    meta_path = tmp_path / "run" / "prior_checkpoint.json"
+    meta = json.loads(meta_path.read_text())
+    meta["scalars"] = {k: meta["scalars"][k] for k in ("step", "elapsed_s")}
+    meta_path.write_text(json.dumps(meta))
+    second = PriorTrainConfig(steps=6, batch_size=4, warmup=1, lr=5e-4, decay_start=4, cond_drop=0.5)
+    _drain(train_prior(data, tmp_path / "run", out, second, TINY_PRIOR))
+    _drain(train_prior(data, tmp_path / "run", out, second, TINY_PRIOR))  # complete already: no new phase
+    training = Registry(tmp_path / "w", tmp_path / "u").config("dit")["training"]
+    assert training["steps_done"] == 6 and training["lr"] == 5e-4 and training["cond_drop"] == 0.5
+    assert [(ph["until"], ph["lr"], ph["cond_drop"], ph["decay_start"]) for ph in training["phases"]] == [
+        (4, 1e-3, 0.15, 2)]
+    card = render(tmp_path / "w")
+    assert "in 2 phases" in card
+    assert "steps 0–4: lr 0.001, constant until step 2, then cosine decay to 0 at step 4, 15% of each batch" in card
+    assert "steps 4–6: lr 0.0005, constant until step 4, then cosine decay to 0 at step 6, 50% of each batch" in card
+    assert json.loads(meta_path.read_text())["scalars"]["recipe"]["cond_drop"] == 0.5  # stored from now on
+
+
 def test_prior_learning_rate_warms_up_holds_then_decays_to_zero():
     cfg = PriorTrainConfig(steps=1000, lr=1e-3, warmup=100, decay_start=600)
     rates = [learning_rate(s, cfg) for s in range(cfg.steps)]
