@@ -87,6 +87,12 @@ def _earlier_phases(scalars: dict, step: int, config: PriorTrainConfig, config_p
         if training.get("steps_done") == step:
             recipe, phases = _recipe(training), list(training.get("phases", []))
     if recipe is not None and recipe != _recipe(config) and step > (phases[-1]["until"] if phases else 0):
+        if step >= config.steps:
+            raise PerceptLabError(
+                f"the prior run being resumed is at step {step:,}, and --steps {config.steps:,} leaves nothing to "
+                "train with the new settings",
+                f"ask for more steps (--steps above {step:,}), or start a new run with another --run-dir",
+            )
         phases.append({**recipe, "until": step})
     return phases
 

@@ -80,7 +80,10 @@ def test_prior_steps_checkpoint_and_resume(tmp_path, builtin_mnist):
 def test_prior_resumed_with_a_new_recipe_records_its_phases(tmp_path, builtin_mnist):
     import json
 
+    import pytest
+
     from perceptlab.engine.model_card import render
+    from perceptlab.errors import PerceptLabError
 
     data = builtin_mnist.train().subset(slice(0, 64))
     out = tmp_path / "w" / "dit.safetensors"
@@ -103,6 +106,11 @@ def test_prior_resumed_with_a_new_recipe_records_its_phases(tmp_path, builtin_mn
     assert "steps 0–4: lr 0.001, constant until step 2, then cosine decay to 0 at step 4, 15% of each batch" in card
     assert "steps 4–6: lr 0.0005, constant until step 4, then cosine decay to 0 at step 6, 50% of each batch" in card
     assert json.loads(meta_path.read_text())["scalars"]["recipe"]["cond_drop"] == 0.5  # stored from now on
+    # resumed with the defaults (fewer steps than done): refused before anything is written
+    before = (tmp_path / "w" / "dit.json").read_text()
+    with pytest.raises(PerceptLabError, match="at step 6, and --steps 4 leaves nothing"):
+        _drain(train_prior(data, tmp_path / "run", out, first, TINY_PRIOR))
+    assert (tmp_path / "w" / "dit.json").read_text() == before
 
 
 def test_prior_learning_rate_warms_up_holds_then_decays_to_zero():
