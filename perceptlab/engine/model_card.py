@@ -21,25 +21,29 @@ ARCH_TEXT = {
 }
 
 
-def _prior_decay(tr: dict) -> str:
-    """How the prior's learning rate ends: constant, or cosine decay to 0 from ``decay_start``."""
+def _prior_decay(tr: dict, first_step: int = 0) -> str:
+    """How the prior's learning rate ends: constant, or cosine decay to 0 from ``decay_start`` (for a phase
+    that begins at ``first_step``, at or after the decay start: decay from its first step)."""
     start, steps = tr.get("decay_start"), tr.get("steps")
     if start is None or steps is None or start >= steps:
         return "constant rate after the warm-up"
+    if first_step >= start:
+        return f"cosine decay to 0 at step {steps:,}"
     return f"constant until step {start:,}, then cosine decay to 0 at step {steps:,}"
 
 
 def _prior_rates(tr: dict) -> str:
     """The prior's rate schedule and null-class share, phase by phase where a run was resumed with new ones."""
-    def one(ph: dict) -> str:
-        return f"lr {ph.get('lr')}, {_prior_decay(ph)}, {ph.get('cond_drop', 0):.0%} of each batch with the null class"
+    def one(ph: dict, first_step: int = 0) -> str:
+        return (f"lr {ph.get('lr')}, {_prior_decay(ph, first_step)}, "
+                f"{ph.get('cond_drop', 0):.0%} of each batch with the null class")
 
     phases = tr.get("phases") or []
     if not phases:
         return one(tr)
     parts, start = [], 0
     for ph in [*phases, {**tr, "until": tr.get("steps_done")}]:
-        parts.append(f"steps {start:,}–{ph.get('until'):,}: {one(ph)}")
+        parts.append(f"steps {start:,}–{ph.get('until'):,}: {one(ph, start)}")
         start = ph.get("until")
     return f"in {len(parts)} phases, each resumed from the full state of the one before ({'; '.join(parts)})"
 

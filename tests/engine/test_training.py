@@ -104,7 +104,7 @@ def test_prior_resumed_with_a_new_recipe_records_its_phases(tmp_path, builtin_mn
     card = render(tmp_path / "w")
     assert "in 2 phases" in card
     assert "steps 0–4: lr 0.001, constant until step 2, then cosine decay to 0 at step 4, 15% of each batch" in card
-    assert "steps 4–6: lr 0.0005, constant until step 4, then cosine decay to 0 at step 6, 50% of each batch" in card
+    assert "steps 4–6: lr 0.0005, cosine decay to 0 at step 6, 50% of each batch" in card
     assert json.loads(meta_path.read_text())["scalars"]["recipe"]["cond_drop"] == 0.5  # stored from now on
     # resumed with the defaults (fewer steps than done): refused before anything is written
     before = (tmp_path / "w" / "dit.json").read_text()
