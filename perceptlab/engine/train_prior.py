@@ -62,6 +62,21 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         pe.lerp_(pm, 1 - decay)
 
 
+def _exported(config_path: Path) -> dict:
+    """The config of the exported prior about to be replaced, or {} when there is none or it cannot be read."""
+    try:
+        cfg = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _quality_history(config_path: Path) -> list[dict]:
+    """``metrics.quality_history`` of the exported prior being replaced (``perceptlab eval prior
+    --record`` appends to it), or []."""
+    return list(_exported(config_path).get("metrics", {}).get("quality_history", []))
+
+
 RECIPE_KEYS = ("steps", "batch_size", "lr", "warmup", "decay_start", "weight_decay", "ema_decay", "min_snr_gamma",
                "cond_drop")
 
@@ -80,10 +95,7 @@ def _earlier_phases(scalars: dict, step: int, config: PriorTrainConfig, config_p
     phases = list(scalars.get("phases", []))
     recipe = scalars.get("recipe")
     if recipe is None:
-        try:
-            training = json.loads(config_path.read_text()).get("training", {})
-        except (OSError, ValueError, AttributeError):
-            training = {}
+        training = _exported(config_path).get("training", {})
         if training.get("steps_done") == step:
             recipe, phases = _recipe(training), list(training.get("phases", []))
     if recipe is not None and recipe != _recipe(config) and step > (phases[-1]["until"] if phases else 0):
@@ -95,15 +107,6 @@ def _earlier_phases(scalars: dict, step: int, config: PriorTrainConfig, config_p
             )
         phases.append({**recipe, "until": step})
     return phases
-
-
-def _quality_history(config_path: Path) -> list[dict]:
-    """``metrics.quality_history`` of the exported prior being replaced (``perceptlab eval prior
-    --record`` appends to it), or [] when there is none or it cannot be read."""
-    try:
-        return list(json.loads(config_path.read_text()).get("metrics", {}).get("quality_history", []))
-    except (OSError, ValueError, AttributeError):
-        return []
 
 
 def train_prior(
