@@ -74,7 +74,8 @@ def _exported(config_path: Path) -> dict:
 def _quality_history(config_path: Path) -> list[dict]:
     """``metrics.quality_history`` of the exported prior being replaced (``perceptlab eval prior
     --record`` appends to it), or []."""
-    return list(_exported(config_path).get("metrics", {}).get("quality_history", []))
+    metrics = _exported(config_path).get("metrics")
+    return list(metrics.get("quality_history", [])) if isinstance(metrics, dict) else []
 
 
 RECIPE_KEYS = ("steps", "batch_size", "lr", "warmup", "decay_start", "weight_decay", "ema_decay", "min_snr_gamma",
