@@ -11,7 +11,7 @@ from perceptlab.errors import PerceptLabError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the prior, the classifier zoo or the digit judge")
-    p.add_argument("what", choices=["prior", "classifiers", "judge"])
+    p.add_argument("what", choices=["prior", "classifiers", "observers", "judge"])
     add_mnist_args(p)
     p.add_argument("--out", metavar="DIR", help="where the weights go (default: the shipped resources/weights)")
     p.add_argument("--run-dir", default="runs", help="checkpoints for resuming (default: ./runs)")
@@ -92,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
             model = Registry(out_dir, user_dir=out_dir / "_none").load(name, device)
             acc = evaluate_accuracy(model, data.held_out(), device)
             print(f"{name}: {path}; held-out accuracy {acc:.4f} on {len(data.held_out()):,} digits")
+    elif args.what == "observers":
+        _train_observers(args, data, run_dir, out_dir, device)
     else:
         from perceptlab.engine.train_judge import JudgeRecipe, train_judge  # noqa: PLC0415
 
@@ -104,6 +106,31 @@ def run(args: argparse.Namespace) -> int:
         path = drive(train_judge(train, run_dir, out_dir / "judge.safetensors", recipe, prior, ratings, device), "judge")
         print(f"judge weights: {path}")
     return 0
+
+
+def _train_observers(args: argparse.Namespace, data, run_dir: Path, out_dir: Path, device) -> None:
+    """The independent observer panel (never guides, never filters), measured on hold-out half B."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from perceptlab.engine.registry import Registry  # noqa: PLC0415
+    from perceptlab.engine.train_classifiers import (  # noqa: PLC0415
+        OBSERVER_RECIPES,
+        evaluate_accuracy,
+        observer_split,
+        recipe_data,
+        train_classifier,
+    )
+
+    for name, recipe in OBSERVER_RECIPES.items():
+        for field in ("epochs", "batch_size", "lr"):
+            if getattr(args, field) is not None:
+                recipe = replace(recipe, **{field: getattr(args, field)})
+        train = recipe_data(recipe, data)
+        path = drive(train_classifier(name, train, run_dir, out_dir / f"{name}.safetensors", recipe, device), name)
+        model = Registry(out_dir, user_dir=out_dir / "_none").load(name, device, kind="observer")
+        half_b = observer_split(data)[1]
+        acc = evaluate_accuracy(model, half_b, device)
+        print(f"{name}: {path}; trained on {len(train):,} digits; accuracy {acc:.4f} on hold-out half B ({len(half_b):,})")
 
 
 def _maybe_prior(out_dir: Path, device):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from perceptlab.engine.observers import OBSERVER_ARCHITECTURES
+
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -116,6 +118,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "mlp": MLP,
     "logreg": LogisticRegression,
     "vit": ViT,
+    **OBSERVER_ARCHITECTURES,  # the independent observers (engine/observers.py): never guide, never filter
 }
 
 

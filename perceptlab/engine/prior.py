@@ -14,6 +14,25 @@ from torch import nn
 
 NUM_CLASSES = 10
 NULL_CLASS = NUM_CLASSES
+# A "pair label" conditions on the mean of two classes' embeddings: PAIR_BASE + a * PAIR_STRIDE + b.
+PAIR_BASE = 1000
+PAIR_STRIDE = 100
+
+
+def pair_labels(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pair labels for ``DiTPrior``: each image conditioned halfway between classes a and b."""
+    return PAIR_BASE + a.long() * PAIR_STRIDE + b.long()
+
+
+def _mixed_embedding(table: nn.Embedding, labels: torch.Tensor) -> torch.Tensor:
+    """``table(labels)``, where a pair label gives the mean of its two classes' rows."""
+    pair = labels >= PAIR_BASE
+    if not pair.any():
+        return nn.functional.embedding(labels, table.weight)
+    code = labels - PAIR_BASE
+    a = torch.where(pair, code // PAIR_STRIDE, labels)
+    b = torch.where(pair, code % PAIR_STRIDE, labels)
+    return 0.5 * (nn.functional.embedding(a, table.weight) + nn.functional.embedding(b, table.weight))
 
 
 @dataclass
@@ -39,6 +58,12 @@ class PriorConfig:
         return asdict(self)
 
 
+def _bind_mixed(table: nn.Embedding):
+    import types  # noqa: PLC0415
+
+    return types.MethodType(_mixed_embedding, table)
+
+
 class DiTPrior(nn.Module):
     """Epsilon-predicting DiT with a null class for unconditional sampling."""
 
@@ -57,6 +82,10 @@ class DiTPrior(nn.Module):
             num_embeds_ada_norm=NUM_CLASSES + 1,
             norm_type="ada_norm_zero",
         )
+        # Every AdaLN block has its own class table; let each also read pair labels (state dict unchanged).
+        for name, module in self.net.named_modules():
+            if isinstance(module, nn.Embedding) and name.endswith("class_embedder.embedding_table"):
+                module.forward = _bind_mixed(module)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         b = x.shape[0]

@@ -34,16 +34,28 @@ from torch import nn
 from perceptlab.engine.fusion import fuse_conv_bn
 from perceptlab.engine.guidance import MODES, Guidance, build_guidance
 from perceptlab.engine.guidance.pixel import DEFAULT_ALPHA
+from perceptlab.engine.prior import pair_labels
 from perceptlab.engine.registry import BUILTIN_JUDGE, BUILTIN_PRIOR, Registry
 from perceptlab.errors import PerceptLabError
 
 PIXELS = 28 * 28
 GRAD_MODES = ("full", "x0")
 # Timestep spacing: "trailing" = evenly spaced, first step t = 999 (the paper's DDPM schedule);
-# "quadratic" = t_k = 999 (1 - k/N)^2, dense near t = 0 where the boundary is decided.
-SPACINGS = ("trailing", "quadratic")
+# "quadratic" = t_k = 999 (1 - k/N)^2, dense near t = 0 where the boundary is decided;
+# "leading" = diffusers' default, 980, 960, ..., 0 for 50 steps (the public reference code).
+SPACINGS = ("trailing", "quadratic", "leading")
+# Step size of the normalised gradient, sqrt(784) * sigma_t: "marginal" sigma_t = sqrt(1 - ab_t), the
+# noise level of x_t; "posterior" sigma_t = the DDPM posterior std of the strided step (the reference
+# code's choice: about half of the marginal one for most of the run, 7.7x smaller near t = 20).
+STEP_SIZES = ("marginal", "posterior")
+# Re-noising between rounds: "sqrt_beta" x_t = sqrt(1 - beta) x + sqrt(beta) eps (the forward process);
+# "beta" uses beta as the noise scale, as the reference code does (0.18 instead of 0.42 at t = 500).
+RENOISES = ("sqrt_beta", "beta")
+# Clamp of x0_hat: "straight_through" passes the gradient through clipped pixels; "clip" gives them
+# zero gradient, as the reference code's clip_sample does.
+CLAMPS = ("straight_through", "clip")
 NORM_EPS = 1e-8
-CONDITIONS = (None, "a", "b", *"0123456789")
+CONDITIONS = (None, "a", "b", "pair", *"0123456789")
 MAX_STEPS = 1000  # the prior's training steps
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -56,6 +68,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"steps": 20, "resample": 2, "gamma": 0.1, "grad": "full", "spacing": "quadratic"},
     # Quick look: 10 steps, no resampling.
     "draft": {"steps": 10, "resample": 1, "gamma": 0.2, "grad": "full", "spacing": "quadratic"},
+    # The loop of the public BAM code (EAterminator/HumanPerceptualVariability, pipeWguidance.py) re-done
+    # faithfully, for comparison inside the tool: its step size, its re-noising (beta as the noise
+    # scale), its clamp (no gradient through clipped pixels), diffusers' "leading" timesteps and all R
+    # rounds at the last step; its uncertainty loss has no judge penalty (its controversial loss has).
+    # Kept only by the epsilon in the gradient normalisation, which turns its NaN images into zero steps.
+    "reference": {
+        "steps": 50, "resample": 5, "gamma": 0.1, "grad": "full", "spacing": "leading",
+        "step_size": "posterior", "renoise": "beta", "clamp": "clip", "final_rounds": True,
+        "mode_overrides": {"uncertainty": {"judge_weight": 0.0}},
+    },
 }
 DEFAULT_PRESET = "fast"
 
@@ -72,7 +94,11 @@ class SamplerSettings:
     ``pairs`` are the target pairs (a, b), cycled over the images of a job; ``seed`` is the base seed
     (``None``: a random one is drawn when a job starts); ``reference`` is the id of a library stimulus
     for the pixel constraint (strength ``alpha``); ``condition`` conditions the prior on a class: ``None``
-    (unconditional), ``"a"`` or ``"b"`` (the image's own target class) or a digit ``"0"``..``"9"``.
+    (unconditional), ``"a"`` or ``"b"`` (the image's own target class), ``"pair"`` (the mean of the two
+    classes' embeddings, see ``prior.pair_conditioning``) or a digit ``"0"``..``"9"``. ``ensemble`` names
+    more classifiers that guide with ``classifier`` in uncertainty mode (the loss is their mean; the
+    filter still judges ``classifier``). ``step_size``, ``renoise``, ``clamp`` and ``final_rounds`` switch
+    the loop between this project's choices (the defaults) and the public reference code's (``reference``).
     The field defaults are the paper's values; ``from_preset()`` gives the interactive default (``fast``).
     """
 
@@ -94,6 +120,11 @@ class SamplerSettings:
     prior: str = BUILTIN_PRIOR
     judge: str = BUILTIN_JUDGE
     preset: str | None = None
+    step_size: str = "marginal"
+    renoise: str = "sqrt_beta"
+    clamp: str = "straight_through"
+    final_rounds: bool = False
+    ensemble: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (pairs as lists)."""
@@ -114,7 +145,10 @@ class SamplerSettings:
     def from_preset(cls, name: str = DEFAULT_PRESET, **changes: Any) -> SamplerSettings:
         """Settings of a preset (``PRESETS``) with ``changes`` applied on top."""
         _check(name in PRESETS, f"unknown preset {name!r}", f"choose one of: {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], "preset": name, **changes})
+        values = {k: v for k, v in PRESETS[name].items() if k != "mode_overrides"}
+        mode = changes.get("mode", cls.mode)
+        values.update(PRESETS[name].get("mode_overrides", {}).get(mode, {}))
+        return cls(**{**values, "preset": name, **changes})
 
     def replace(self, **changes: Any) -> SamplerSettings:
         """A copy with some fields changed."""
@@ -140,9 +174,32 @@ class SamplerSettings:
             1 <= self.steps <= MAX_STEPS, f"steps = {self.steps}", f"use 1 to {MAX_STEPS} inference steps (paper: 50)"
         )
         _check(self.resample >= 1, f"resample = {self.resample}", "use at least 1 round per step (paper: 5)")
-        _check(self.gamma >= 0, f"gamma = {self.gamma}", "use a guidance strength >= 0 (paper: 0.1)")
-        _check(self.judge_weight >= 0, f"judge weight = {self.judge_weight}", "use >= 0 (1 = paper, 0 = off)")
-        _check(self.alpha >= 0, f"alpha = {self.alpha}", "use a pixel-constraint strength >= 0 (paper: 50)")
+        _check(
+            math.isfinite(self.gamma) and self.gamma >= 0,
+            f"gamma = {self.gamma}",
+            "use a finite guidance strength >= 0 (paper: 0.1)",
+        )
+        _check(
+            math.isfinite(self.judge_weight) and self.judge_weight >= 0,
+            f"judge weight = {self.judge_weight}",
+            "use a finite weight >= 0 (1 = paper, 0 = off)",
+        )
+        _check(
+            math.isfinite(self.alpha) and self.alpha >= 0,
+            f"alpha = {self.alpha}",
+            "use a finite pixel-constraint strength >= 0 (paper: 50)",
+        )
+        for name, value, allowed in (
+            ("step size", self.step_size, STEP_SIZES),
+            ("re-noising", self.renoise, RENOISES),
+            ("clamp", self.clamp, CLAMPS),
+        ):
+            _check(value in allowed, f"unknown {name} {value!r}", f"use one of: {', '.join(allowed)}")
+        _check(
+            not self.ensemble or self.mode == "uncertainty",
+            "ensemble guidance is for uncertainty mode",
+            "leave the ensemble empty in controversial mode (two classifiers guide there already)",
+        )
         _check(
             self.spacing in SPACINGS, f"unknown timestep spacing {self.spacing!r}", f"use one of: {', '.join(SPACINGS)}"
         )
@@ -151,7 +208,7 @@ class SamplerSettings:
         _check(
             self.condition in CONDITIONS,
             f"unknown prior condition {self.condition!r}",
-            "use none, a, b (the image's own target class) or a digit 0-9",
+            "use none, a, b (the image's own target class), pair (halfway between a and b) or a digit 0-9",
         )
         return self
 
@@ -197,11 +254,27 @@ def per_image_noise(shape: Sequence[int], generators: Sequence[torch.Generator],
     return torch.cat([torch.randn((1, *shape[1:]), generator=g, device=device) for g in generators])
 
 
-def renoise(x_prev: torch.Tensor, beta: torch.Tensor | float, generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """x_t = sqrt(1 - beta) x_{t-1} + sqrt(beta) eps (one forward step of the strided chain)."""
+def renoise(
+    x_prev: torch.Tensor,
+    beta: torch.Tensor | float,
+    generators: Sequence[torch.Generator],
+    noise_var: torch.Tensor | float | None = None,
+) -> torch.Tensor:
+    """x_t = sqrt(1 - beta) x_{t-1} + sqrt(beta) eps (one forward step of the strided chain); with
+    ``noise_var`` the noise has that variance instead of beta (``beta**2``: the reference code's scale)."""
     beta = torch.as_tensor(beta, dtype=x_prev.dtype, device=x_prev.device)
+    var = beta if noise_var is None else torch.as_tensor(noise_var, dtype=x_prev.dtype, device=x_prev.device)
     noise = per_image_noise(x_prev.shape, generators, x_prev.device)
-    return torch.sqrt(1 - beta) * x_prev + torch.sqrt(beta) * noise
+    return torch.sqrt(1 - beta) * x_prev + torch.sqrt(var) * noise
+
+
+def posterior_std(scheduler: DDPMScheduler, t: torch.Tensor | int) -> torch.Tensor:
+    """The DDPM posterior standard deviation of a strided step: sqrt((1 - ab_prev) / (1 - ab_t) * beta)."""
+    prev = int(scheduler.previous_timestep(t))
+    ab = scheduler.alphas_cumprod
+    ab_prev = ab[prev] if prev >= 0 else torch.tensor(1.0)
+    var = (1 - ab_prev) / (1 - ab[int(t)]) * (1 - ab[int(t)] / ab_prev)
+    return var.clamp(min=1e-20).sqrt()
 
 
 def guided_gradient(
@@ -212,8 +285,11 @@ def guided_gradient(
     alpha_bar: torch.Tensor,
     grad: str = "full",
     class_labels: torch.Tensor | None = None,
+    sigma: torch.Tensor | float | None = None,
+    clamp: str = "straight_through",
 ) -> GuidedGradient:
-    """Predict eps and x0_hat at x_t and return the guidance gradient normalised per image."""
+    """Predict eps and x0_hat at x_t and return the guidance gradient normalised per image to
+    sqrt(784) * ``sigma`` (default: sqrt(1 - alpha_bar), the noise level of x_t)."""
     if grad not in GRAD_MODES:
         raise ValueError(f"grad must be one of {GRAD_MODES}, not {grad!r}")
     sa, s1 = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
@@ -225,12 +301,15 @@ def guided_gradient(
             with torch.no_grad():
                 eps = prior(x, t, class_labels)
         x0 = (x - s1 * eps) / sa
-        x0 = x0 + (x0.clamp(-1, 1) - x0).detach()  # straight-through clamp
+        if clamp == "clip":
+            x0 = x0.clamp(-1, 1)  # clipped pixels get no gradient (the reference code's clip_sample)
+        else:
+            x0 = x0 + (x0.clamp(-1, 1) - x0).detach()  # straight-through clamp
         loss, diagnostics = guidance.evaluate(x0)
         (g,) = torch.autograd.grad(loss.sum(), x)
     x0 = x0.detach()
     return GuidedGradient(
-        grad=normalize_per_image(g, math.sqrt(PIXELS) * s1),
+        grad=normalize_per_image(g, math.sqrt(PIXELS) * (s1 if sigma is None else sigma)),
         eps=(x_t.detach() - sa * x0) / s1,
         x0=x0,
         loss=loss.detach(),
@@ -245,6 +324,9 @@ def inference_timesteps(steps: int, spacing: str = "trailing", train_steps: int 
         raise ValueError(f"spacing must be one of {SPACINGS}, not {spacing!r}")
     if spacing == "trailing":
         return None
+    if spacing == "leading":
+        stride = train_steps // steps
+        return [k * stride for k in range(steps)][::-1]
     ts = [round((train_steps - 1) * (1 - k / steps) ** 2) for k in range(steps)]
     for i in range(len(ts) - 2, -1, -1):  # distinct: each step at least one below the previous
         ts[i] = max(ts[i], ts[i + 1] + 1)
@@ -277,6 +359,10 @@ def guided_sample(
     class_labels: torch.Tensor | None = None,
     scheduler: DDPMScheduler | None = None,
     spacing: str = "trailing",
+    step_size: str = "marginal",
+    renoise_scale: str = "sqrt_beta",
+    clamp: str = "straight_through",
+    final_rounds: bool = False,
 ) -> Generator[dict[str, Any], None, SampleResult]:
     """Guided DDPM sampling of ``len(seeds)`` images; a generator.
 
@@ -305,14 +391,16 @@ def guided_sample(
     for k, t in enumerate(timesteps):
         ab_t = alphas_cumprod[t]
         beta = step_beta(scheduler, t).to(device)
-        rounds = 1 if k == len(timesteps) - 1 else resample
+        sigma = posterior_std(scheduler, t).to(device) if step_size == "posterior" else None
+        noise_beta = beta**2 if renoise_scale == "beta" else beta  # renoise() takes the variance
+        rounds = 1 if k == len(timesteps) - 1 and not final_rounds else resample
         for r in range(rounds):
-            out = guided_gradient(prior, guidance, x, t, ab_t, grad, class_labels)
+            out = guided_gradient(prior, guidance, x, t, ab_t, grad, class_labels, sigma, clamp)
             with torch.no_grad():
                 prev = scheduler.step(out.eps, t, x, generator=gens).prev_sample - gamma * out.grad
                 where = f"step {k + 1}/{len(timesteps)}, round {r + 1}"
                 prev = _drop_nonfinite(prev, out.loss, valid, reasons, where)
-                x = renoise(prev, beta, gens) if r < rounds - 1 else prev
+                x = renoise(prev, beta, gens, noise_beta) if r < rounds - 1 else prev
         keep = valid.view(-1, 1, 1, 1)
         diag = {name: v.cpu() for name, v in out.diagnostics.items()}
         valid_loss = out.loss[valid]
@@ -340,6 +428,7 @@ class SamplerModels:
     classifier2: nn.Module | None
     judge: nn.Module | None
     device: torch.device
+    ensemble: dict[str, nn.Module] = field(default_factory=dict)
 
 
 def load_models(settings: SamplerSettings, registry: Registry, device: torch.device | str) -> SamplerModels:
@@ -357,6 +446,7 @@ def load_models(settings: SamplerSettings, registry: Registry, device: torch.dev
         classifier2=guide(settings.classifier2, "classifier") if settings.mode == "controversial" else None,
         judge=guide(settings.judge, "judge") if settings.judge_weight > 0 else None,
         device=device,
+        ensemble={n: guide(n, "classifier") for n in settings.ensemble if n != settings.classifier},
     )
 
 
@@ -367,6 +457,10 @@ def condition_labels(settings: SamplerSettings, pairs: Sequence[tuple[int, int]]
         return None
     if cond in ("a", "b"):
         return torch.tensor([p[0] if cond == "a" else p[1] for p in pairs], dtype=torch.long)
+    if cond == "pair":
+        a = torch.tensor([p[0] for p in pairs], dtype=torch.long)
+        b = torch.tensor([p[1] for p in pairs], dtype=torch.long)
+        return pair_labels(a, b)
     return torch.full((len(pairs),), int(cond), dtype=torch.long)
 
 
@@ -395,6 +489,7 @@ def sample_batch(
         alpha=settings.alpha,
         names=(settings.classifier, settings.classifier2 or ""),
         judge_name=settings.judge,
+        ensemble=models.ensemble,
     )
     return (
         yield from guided_sample(
@@ -407,5 +502,9 @@ def sample_batch(
             grad=settings.grad,
             class_labels=condition_labels(settings, pairs),
             spacing=settings.spacing,
+            step_size=settings.step_size,
+            renoise_scale=settings.renoise,
+            clamp=settings.clamp,
+            final_rounds=settings.final_rounds,
         )
     )

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -33,6 +34,8 @@ class ClassifierRecipe:
     label_smoothing: float = 0.0
     warmup_steps: int = 100
     seed: int = 0
+    kind: str = "classifier"  # or "observer" (engine/observers.py)
+    data_split: str = "train"  # "train": the training digits; "holdout_a": half A of the hold-out only
 
 
 # Registry name -> recipe of the shipped weights.
@@ -43,6 +46,28 @@ RECIPES: dict[str, ClassifierRecipe] = {
     "lrm": ClassifierRecipe("logreg", epochs=30, lr=3e-3, weight_decay=0.0, augment=False),
     "vit": ClassifierRecipe("vit", epochs=16, lr=5e-4, weight_decay=0.05),
 }
+
+# The independent observers (never guide, never filter): other architectures and seeds than the zoo;
+# obs-resnet learns from half A of the hold-out only, digits no other shipped model has seen.
+OBSERVER_RECIPES: dict[str, ClassifierRecipe] = {
+    "obs-cnn": ClassifierRecipe("lenet", epochs=8, seed=7, kind="observer"),
+    "obs-resnet": ClassifierRecipe("resnet_s", epochs=60, seed=13, kind="observer", data_split="holdout_a"),
+}
+
+
+def observer_split(data: MnistData) -> tuple[MnistData, MnistData]:
+    """Halves A and B of the fixed hold-out (every other held-out digit): an observer may learn from A;
+    B is the evaluation set no model ever trains on."""
+    held = data.held_out()
+    half_a = np.arange(len(held)) % 2 == 0
+    return held.subset(half_a), held.subset(~half_a)
+
+
+def recipe_data(recipe: ClassifierRecipe, data: MnistData) -> MnistData:
+    """The digits a recipe trains on (``data`` holds every digit, the hold-out included)."""
+    if recipe.data_split == "holdout_a":
+        return observer_split(data)[0]
+    return data.train()
 
 
 def _lr_at(step: int, total: int, recipe: ClassifierRecipe) -> float:
@@ -72,7 +97,7 @@ def train_classifier(
     device: torch.device | str = "cpu",
 ) -> Iterator[dict]:
     """Train registry model ``name`` on ``data`` (the training digits); yields step/epoch records."""
-    recipe = recipe or RECIPES[name]
+    recipe = recipe or {**RECIPES, **OBSERVER_RECIPES}[name]
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     model = build(recipe.arch).to(device)
@@ -101,7 +126,7 @@ def train_classifier(
     model.eval()
     config = {
         "name": name,
-        "kind": "classifier",
+        "kind": recipe.kind,
         "arch": recipe.arch,
         "arch_config": {},
         "num_classes": 10,

@@ -111,9 +111,9 @@ def test_loop_renoises_with_each_steps_beta_and_skips_the_last_step(prior, guida
     calls = []
     real = sampler.renoise
 
-    def spy(x, beta, gens):
+    def spy(x, beta, gens, noise_var=None):
         calls.append(float(beta))
-        return real(x, beta, gens)
+        return real(x, beta, gens, noise_var)
 
     monkeypatch.setattr(sampler, "renoise", spy)
     records, result = run_gen(guided_sample(prior, guidance, SEEDS, steps=3, resample=3, gamma=0.1, grad="x0"))

@@ -8,6 +8,7 @@ only the gradient with respect to the image is ever computed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 import torch
@@ -72,12 +73,19 @@ def build_guidance(
     alpha: float = DEFAULT_ALPHA,
     names: tuple[str, str] = ("classifier", "classifier2"),
     judge_name: str = "judge",
+    ensemble: Mapping[str, nn.Module] | None = None,
 ) -> Guidance:
     """The BAM loss of one mode, plus the judge penalty (``judge_weight`` > 0) and the pixel
-    constraint (when ``reference`` is given)."""
+    constraint (when ``reference`` is given). In uncertainty mode ``ensemble`` (name -> classifier)
+    guides beside ``classifier``: the loss is the mean of their uncertainty losses, so the image is
+    pushed onto a boundary that all of them share."""
     if mode == "uncertainty":
-        terms: list[tuple[float, GuidanceTerm]] = [(1.0, UncertaintyLoss(classifier, a, b, names[0]))]
+        guides = {names[0]: classifier, **(ensemble or {})}
+        w = 1.0 / len(guides)
+        terms: list[tuple[float, GuidanceTerm]] = [(w, UncertaintyLoss(m, a, b, n)) for n, m in guides.items()]
     elif mode == "controversial":
+        if ensemble:
+            raise ValueError("ensemble guidance is for uncertainty mode")
         if classifier2 is None:
             raise ValueError("controversial guidance needs a second classifier")
         terms = [(1.0, ControversialLoss(classifier, classifier2, a, b, names))]
