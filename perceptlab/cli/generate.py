@@ -13,8 +13,8 @@ from perceptlab.errors import PerceptLabError
 # tests/test_cli_generate.py checks that they match perceptlab.engine.sampler.
 MODES = ("uncertainty", "controversial")
 GRAD_MODES = ("full", "x0")
-SPACINGS = ("trailing", "quadratic")
-PRESETS = ("paper", "fast", "draft")
+SPACINGS = ("trailing", "quadratic", "leading")
+PRESETS = ("paper", "fast", "draft", "reference")
 DEFAULT_PRESET = "fast"
 
 _PAIR_RE = re.compile(r"^\s*(\d)\s*-\s*(\d)\s*$")
@@ -67,7 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-weight", type=float, help="weight of the judge penalty (1 = paper, 0 = off)")
     p.add_argument("--reference", metavar="ID", help="library stimulus to stay close to (pixel constraint)")
     p.add_argument("--alpha", type=float, help="pixel-constraint strength (paper 50)")
-    p.add_argument("--condition", help="condition the prior: a, b (the target class) or a digit 0-9")
+    p.add_argument(
+        "--condition", help="condition the prior: a, b (the target class), pair (halfway between a and b), a digit 0-9 or none"
+    )
+    p.add_argument(
+        "--ensemble",
+        metavar="NAMES",
+        help="uncertainty: more classifiers that guide with --classifier (comma list; the loss is their mean)",
+    )
     p.add_argument("--seed", type=int, help="base seed (default: random, recorded with every stimulus)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--batch-size", type=int, help="images sampled together (default 64)")
@@ -97,8 +104,10 @@ def _settings(args: argparse.Namespace):
     overrides = given(
         args, ("gamma", "steps", "resample", "grad", "spacing", "judge_weight", "reference", "alpha", "batch_size", "seed")
     )
-    if args.condition not in (None, "none"):
-        overrides["condition"] = args.condition
+    if args.condition is not None:
+        overrides["condition"] = None if args.condition == "none" else args.condition
+    if args.ensemble is not None:
+        overrides["ensemble"] = [n.strip() for n in args.ensemble.split(",") if n.strip()]
     settings = SamplerSettings.from_preset(
         args.preset, mode=args.mode, pairs=pairs, classifier=args.classifier, classifier2=args.classifier2, **overrides
     ).validate()
@@ -141,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     require_at_least_one("--max-rounds", args.max_rounds, "use at least 1 round")
     registry = default_registry()
     registry.entry(settings.classifier, "classifier")
+    for name in settings.ensemble:
+        registry.entry(name, "classifier")
     if settings.mode == "controversial":
         registry.entry(settings.classifier2, "classifier")
     registry.entry(settings.prior, "prior")
@@ -179,9 +190,24 @@ def run(args: argparse.Namespace) -> int:
             f"accepted {summary.accepted} ({summary.acceptance_rate:.1%}); "
             f"stored {len(summary.ids)} in {lib.path}"
         )
+    _print_transfer(summary.records)
     if summary.invalid:
         print(f"{summary.invalid} images diverged and were dropped (first: {summary.invalid_reasons[0]})")
     if summary.unfilled:
         hint = "; more --max-rounds or a larger --gamma may help" if args.regenerate_rejects else ""
         print(f"{summary.unfilled} of {summary.asked} asked stimuli have no accepted image{hint}")
     return 0
+
+
+def _print_transfer(records) -> None:
+    """Observer transfer of the accepted images: which of them only fool the guide."""
+    from perceptlab.analysis.transfer import summarize  # noqa: PLC0415
+
+    accepted = [r for r in records if r.passed]
+    per = summarize(accepted)
+    if not per:
+        return
+    parts = [f"{n} {v['confirmed']}/{v['n']} ({v['rate']:.0%})" for n, v in per.items() if n != "all"]
+    if "all" in per:
+        parts.append(f"all observers {per['all']['rate']:.0%}")
+    print("observer transfer of accepted images (independent observers, never guide or filter): " + ", ".join(parts))

@@ -1,12 +1,15 @@
-"""Speed and yield of the sampler presets on the real models.
+"""Speed, yield and observer transfer of sampler presets (and ablation arms) on the real models.
 
-For each preset: uncertainty guidance with one classifier (SmallVGG ``vgg`` by default) over all 45
-pairs (cycled over the images), ``batches`` batches of ``batch_size`` images, nothing stored. Reports
-seconds per image, acceptance rate (paper filter), accepted stimuli per minute, and how often the
-classifier's top-two classes are the target pair, among the accepted and among all generated images.
+An *arm* is a preset with optional changes (``parse_arm("fast+condition=pair,gamma=0.05")``). Arms run
+side by side in one interleaved run: pass after pass, each arm samples the same targets with the same
+seeds (pass p uses base seed 1000 * (p - 1), image i seed base + i), so machine load hits every arm
+alike. Per arm: CPU and wall seconds per image (the process's CPU time, all threads, while the arm
+ran), acceptance (the paper filter, by this project's filter code), observer transfer of the accepted
+images for each independent observer and for all together (``analysis/transfer``), the guide's own
+top two, and accepted-and-confirmed images per CPU-minute. The observers never guide or filter.
 
-Presets run cheapest first. With a time budget, a preset whose projected time (from its first two
-steps) would overrun the budget is stopped; its row then has the extrapolated seconds per image only.
+With a time budget, an arm whose projected time (from its first two steps) would overrun the budget is
+stopped; its row then has the extrapolated seconds per image only.
 """
 
 from __future__ import annotations
@@ -14,26 +17,75 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-import numpy as np
 import torch
 
+from perceptlab.analysis.transfer import summarize, top2_on_pair
+from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.generate import all_pairs, generate
 from perceptlab.engine.registry import Registry, default_registry
 from perceptlab.engine.sampler import PRESETS, SamplerSettings
+from perceptlab.errors import PerceptLabError
+from perceptlab.names import PRIMARY_OBSERVER
 
 DEFAULT_BENCH_PRESETS = tuple(sorted(PRESETS, key=lambda n: PRESETS[n]["steps"] * PRESETS[n]["resample"]))
 DEFAULT_BUDGET_S = 570.0  # the whole bench stays under 10 minutes on a 2-core CPU
+ISSUE_PAIRS = [(4, 9), (3, 5), (1, 7), (2, 8)]  # the side-by-side comparison of issue #12
+PASS_SEED_STRIDE = 1000
 _DECIDE_AFTER_STEPS = 2  # the first step includes warm-up; project from two
 
 
-def _top2_is_pair(probs: Sequence[float], a: int, b: int) -> bool:
-    return set(np.argsort(-np.asarray(probs), kind="stable")[:2].tolist()) == {a, b}
+@dataclass
+class Arm:
+    """A preset with changes on top, under a display name."""
+
+    name: str
+    preset: str
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self, **base: Any) -> SamplerSettings:
+        return SamplerSettings.from_preset(self.preset, **{**base, **self.changes})
+
+
+def _value(key: str, text: str) -> Any:
+    types = {f.name: f.type for f in fields(SamplerSettings)}
+    if key not in types:
+        raise PerceptLabError(f"unknown sampler setting {key!r} in a bench arm", "use a SamplerSettings field name")
+    if key == "ensemble":
+        return [n for n in text.split("/") if n]
+    if text.lower() in ("none", "null"):
+        return None
+    kind = str(types[key])
+    try:
+        if kind.startswith("bool"):
+            return text.lower() in ("1", "true", "yes")
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            return float(text)
+    except ValueError as exc:
+        raise PerceptLabError(f"bench arm: {key}={text!r} is not a number", "e.g. gamma=0.05") from exc
+    return text
+
+
+def parse_arm(spec: str) -> Arm:
+    """``preset`` or ``preset+key=value,key=value`` (an ensemble is written ``ensemble=vgg/cornet``)."""
+    preset, _, rest = spec.strip().partition("+")
+    if preset not in PRESETS:
+        raise PerceptLabError(f"unknown preset {preset!r} in bench arm {spec!r}", f"choose from: {', '.join(PRESETS)}")
+    changes = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, text = item.partition("=")
+        if not eq:
+            raise PerceptLabError(f"bench arm {spec!r}: {item!r} is not key=value", "e.g. fast+condition=pair")
+        changes[key.strip()] = _value(key.strip(), text.strip())
+    return Arm(spec.strip(), preset, changes)
 
 
 def bench(
-    presets: Sequence[str] = DEFAULT_BENCH_PRESETS,
+    arms: Sequence[Arm | str] = DEFAULT_BENCH_PRESETS,
     batch_size: int = 64,
     batches: int = 1,
     classifier: str = "vgg",
@@ -41,84 +93,134 @@ def bench(
     device: torch.device | str = "cpu",
     seed: int = 0,
     budget_s: float | None = DEFAULT_BUDGET_S,
+    *,
+    mode: str = "uncertainty",
+    classifier2: str | None = None,
+    pairs: Sequence[tuple[int, int]] | None = None,
+    filters: FilterSettings | None = None,
 ) -> Generator[dict[str, Any], None, list[dict[str, Any]]]:
-    """Benchmark each preset; yields generate's progress records with ``preset`` added and returns
-    one result row (dict) per preset (``note`` says when a preset was stopped for the budget)."""
+    """Benchmark each arm, interleaved over ``batches`` passes of ``batch_size`` images; yields
+    generate's progress records with ``preset`` (the arm's name) and ``pass`` added and returns one
+    result row (dict) per arm (``note`` says when an arm was stopped for the budget). ``filters``:
+    the acceptance filter (default: the paper's)."""
     registry = registry or default_registry()
+    arms = [parse_arm(a) if isinstance(a, str) else a for a in arms]
+    pairs = list(pairs or all_pairs())
     deadline = time.perf_counter() + budget_s if budget_s else None
-    n = batch_size * batches
-    targets = list(itertools.islice(itertools.cycle(all_pairs()), n))
-    rows = []
-    for name in presets:
-        settings = SamplerSettings.from_preset(
-            name, mode="uncertainty", classifier=classifier, pairs=all_pairs(), batch_size=batch_size, seed=seed
-        )
-        row: dict[str, Any] = {
-            "preset": name,
-            "steps": settings.steps,
-            "resample": settings.resample,
-            "gamma": settings.gamma,
-            "grad": settings.grad,
-            "spacing": settings.spacing,
-        }
-        job = generate(settings, targets, registry=registry, device=device, keep_rejects=True)
-        start, summary = time.perf_counter(), None
-        try:
-            while True:
-                rec = next(job)
-                yield {**rec, "preset": name}
-                if deadline is None or rec.get("kind") != "step" or rec["step"] < _DECIDE_AFTER_STEPS:
-                    continue
-                projected = (time.perf_counter() - start) * rec["planned"] / rec["done"]
-                if start + projected > deadline:
-                    row.update(
-                        images=0,
-                        seconds_per_image=projected / rec["planned"],
-                        note=f"stopped after {rec['step']} of {rec['total']} steps: projected {projected:.0f} s "
-                        f"overruns the budget; s/image extrapolated, nothing accepted",
-                    )
-                    break
-        except StopIteration as stop:
-            summary = stop.value
-        finally:
-            job.close()
-        if summary is None:
-            rows.append(row)
-            continue
-        hits = [_top2_is_pair(r.probs[classifier], r.class_a, r.class_b) for r in summary.records]
-        hits_accepted = [h for h, r in zip(hits, summary.records) if r.passed]
-        row.update(
-            images=summary.generated,
-            seconds=summary.seconds,
-            seconds_per_image=summary.seconds_per_image,
-            acceptance_rate=summary.acceptance_rate,
-            accepted_per_minute=summary.accepted_per_minute,
-            top2_share_accepted=float(np.mean(hits_accepted)) if hits_accepted else None,
-            top2_share_generated=sum(hits) / summary.generated if summary.generated else None,
-            invalid=summary.invalid,
-        )
-        rows.append(row)
-    return rows
+    targets = list(itertools.islice(itertools.cycle(pairs), batch_size))
+    base = {"mode": mode, "classifier": classifier, "pairs": pairs, "batch_size": batch_size}
+    if mode == "controversial":
+        base["classifier2"] = classifier2
+    state = {a.name: {"records": [], "generated": 0, "accepted": 0, "cpu": 0.0, "wall": 0.0, "note": None} for a in arms}
+    for p in range(1, batches + 1):
+        for arm in arms:
+            st = state[arm.name]
+            if st["note"]:
+                continue
+            settings = arm.settings(**base, seed=seed + PASS_SEED_STRIDE * (p - 1))
+            job = generate(settings, targets, filters=filters, registry=registry, device=device, keep_rejects=True)
+            wall0, cpu0, summary = time.perf_counter(), time.process_time(), None
+            try:
+                while True:
+                    rec = next(job)
+                    yield {**rec, "preset": arm.name, "pass": p, "passes": batches}
+                    if deadline is None or rec.get("kind") != "step" or rec["step"] < _DECIDE_AFTER_STEPS:
+                        continue
+                    projected = (time.perf_counter() - wall0) * rec["planned"] / rec["done"]
+                    if wall0 + projected > deadline:
+                        st["note"] = (
+                            f"stopped in pass {p} after {rec['step']} of {rec['total']} steps: projected "
+                            f"{projected:.0f} s overruns the budget; s/image extrapolated"
+                        )
+                        st["projected"] = projected / rec["planned"]
+                        break
+            except StopIteration as stop:
+                summary = stop.value
+            finally:
+                job.close()
+            if summary is None:
+                continue
+            st["cpu"] += time.process_time() - cpu0
+            st["wall"] += time.perf_counter() - wall0
+            st["generated"] += summary.generated
+            st["accepted"] += summary.accepted
+            st["records"] += summary.records
+    return [_row(arm, state[arm.name], base) for arm in arms]
+
+
+def _row(arm: Arm, st: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    s = arm.settings(**base)
+    row: dict[str, Any] = {
+        "preset": arm.name,
+        "steps": s.steps,
+        "resample": s.resample,
+        "gamma": s.gamma,
+        "grad": s.grad,
+        "spacing": s.spacing,
+        "condition": s.condition,
+        "ensemble": list(s.ensemble),
+        "mode": s.mode,
+        "images": st["generated"],
+    }
+    if st["note"]:
+        row["note"] = st["note"]
+    if not st["generated"]:
+        row["seconds_per_image"] = st.get("projected", 0.0)
+        return row
+    accepted = [r for r in st["records"] if r.passed]
+    transfer = summarize(accepted)
+    guide_hits = [_guide_confirms(r) for r in accepted]
+    confirmed = transfer.get(PRIMARY_OBSERVER, {}).get("confirmed")
+    cpu_min = st["cpu"] / 60
+    row.update(
+        seconds=st["wall"],
+        cpu_seconds=st["cpu"],
+        seconds_per_image=st["wall"] / st["generated"],
+        cpu_seconds_per_image=st["cpu"] / st["generated"],
+        acceptance_rate=st["accepted"] / st["generated"],
+        accepted=st["accepted"],
+        accepted_per_minute=60 * st["accepted"] / st["wall"] if st["wall"] else None,
+        accepted_per_cpu_minute=st["accepted"] / cpu_min if cpu_min else None,
+        transfer={n: v["rate"] for n, v in transfer.items()},
+        confirmed=confirmed,
+        confirmed_per_cpu_minute=confirmed / cpu_min if confirmed is not None and cpu_min else None,
+        top2_share_accepted=sum(guide_hits) / len(guide_hits) if guide_hits else None,
+    )
+    return row
+
+
+def _guide_confirms(rec: Any) -> bool:
+    if rec.mode == "controversial":
+        return True  # the filter itself asks classifier 1 for a and classifier 2 for b
+    return top2_on_pair(rec.probs[rec.classifier], rec.class_a, rec.class_b)
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table of bench rows, with the notes of stopped presets below it."""
-    head = (
-        f"{'preset':8s} {'steps':>5s} {'R':>2s} {'gamma':>5s} {'grad':>4s} {'spacing':>9s} {'images':>6s} {'s/image':>8s} "
-        f"{'accept':>7s} {'acc/min':>8s} {'top2|acc':>8s} {'top2|all':>8s}"
-    )
+    """A plain-text table of bench rows, with the notes of stopped arms below it."""
+    observers = sorted({n for r in rows for n in r.get("transfer", {}) if n != "all"})
+    width = max([8, *(len(r["preset"]) for r in rows)])
 
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v:.1%}"
 
+    def num(v: float | None, fmt: str = ".2f") -> str:
+        return "-" if v is None else format(v, fmt)
+
+    head = (
+        f"{'arm':{width}s} {'images':>6s} {'cpu s/img':>9s} {'s/img':>7s} {'accept':>7s} {'acc/cpu-min':>11s} "
+        + " ".join(f"{'T ' + n:>13s}" for n in observers)
+        + f" {'T all':>7s} {'conf/cpu-min':>12s} {'guide top2':>10s}"
+    )
     lines = [head]
     for r in rows:
-        per_min = r.get("accepted_per_minute")
+        t = r.get("transfer", {})
         lines.append(
-            f"{r['preset']:8s} {r['steps']:5d} {r['resample']:2d} {r['gamma']:5g} {r['grad']:>4s} {r.get('spacing', 'trailing'):>9s} {r['images']:6d} "
-            f"{r['seconds_per_image']:8.3f} {pct(r.get('acceptance_rate')):>7s} "
-            f"{'-' if per_min is None else f'{per_min:.2f}':>8s} "
-            f"{pct(r.get('top2_share_accepted')):>8s} {pct(r.get('top2_share_generated')):>8s}"
+            f"{r['preset']:{width}s} {r['images']:6d} {num(r.get('cpu_seconds_per_image'), '.3f'):>9s} "
+            f"{num(r.get('seconds_per_image'), '.3f'):>7s} {pct(r.get('acceptance_rate')):>7s} "
+            f"{num(r.get('accepted_per_cpu_minute')):>11s} "
+            + " ".join(f"{pct(t.get(n)):>13s}" for n in observers)
+            + f" {pct(t.get('all')):>7s} {num(r.get('confirmed_per_cpu_minute')):>12s} "
+            f"{pct(r.get('top2_share_accepted')):>10s}"
         )
     lines += [f"{r['preset']}: {r['note']}" for r in rows if "note" in r]
     return "\n".join(lines)

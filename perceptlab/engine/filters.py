@@ -54,6 +54,14 @@ class FilterSettings:
         """Raise a PerceptLabError on a bad value; returns self."""
         if self.kind not in FILTER_KINDS:
             raise PerceptLabError(f"unknown filter {self.kind!r}", f"use one of: {', '.join(FILTER_KINDS)}")
+        for name, value, fix in (
+            ("min prob", self.min_prob, "use a probability in [0, 1] (paper: 0.4)"),
+            ("min confidence", self.min_confidence, "use a probability in [0, 1] (paper: 0.9)"),
+        ):
+            if not (isinstance(value, (int, float)) and 0 <= value <= 1):  # NaN fails both comparisons
+                raise PerceptLabError(f"{name} = {value}", fix)
+        if self.min_judge is not None and not (self.min_judge <= 1 and self.min_judge == self.min_judge):
+            raise PerceptLabError(f"min judge = {self.min_judge}", "use a score below 1 (paper: 0.5), or none")
         if not 0 <= self.percentile <= 100:
             raise PerceptLabError(f"percentile {self.percentile} is outside 0-100", "use e.g. 75 (varEmotion)")
         for name, th in self.thresholds.items():

@@ -199,8 +199,9 @@ def _reference_tensor(settings: SamplerSettings, library: StimulusLibrary | None
 
 class Scorer:
     """Scores stored images with every built-in zoo classifier, the guiding classifiers (``extra``, e.g.
-    fine-tuned user models) and the judge. Other user models are left out: a folder of hundreds of
-    IndivNets would otherwise be run on every batch."""
+    fine-tuned user models), the built-in independent observers (engine/observers.py: stored beside the
+    zoo's probabilities, never used by guidance or filter) and the judge. Other user models are left
+    out: a folder of hundreds of IndivNets would otherwise be run on every batch."""
 
     def __init__(self, registry: Registry, device: torch.device, judge: str | None, extra: Sequence[str] = ()):
         self.device = device
@@ -208,6 +209,8 @@ class Scorer:
         names = [n for n, e in entries.items() if e.kind == "classifier" and e.builtin]
         names += [n for n in extra if n and n not in names]
         self.classifiers = {n: registry.load(n, device, kind="classifier") for n in names}
+        observers = [n for n, e in entries.items() if e.kind == "observer" and e.builtin]
+        self.classifiers.update({n: registry.load(n, device, kind="observer") for n in observers})
         self.judge_name = judge
         self.judge = registry.load(judge, device, kind="judge") if judge else None
 
@@ -287,7 +290,7 @@ def generate(
     models = load_models(settings, registry, device)
     # The judge scores every image when the filter or the guidance needs it, or simply when there is one.
     with_judge = filters.min_judge is not None or settings.judge_weight > 0 or settings.judge in registry.names("judge")
-    guiding = [settings.classifier, *([settings.classifier2] if settings.mode == "controversial" else [])]
+    guiding = [settings.classifier, *settings.ensemble, *([settings.classifier2] if settings.mode == "controversial" else [])]
     scorer = Scorer(registry, device, settings.judge if with_judge else None, extra=guiding)
     used = [settings.prior, *scorer.classifiers, *([settings.judge] if with_judge else [])]
     hashes = {name: registry.weight_hash(name) for name in used}

@@ -19,15 +19,11 @@ a and b are both in its top two (the same test, as the top two of 10 classes are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-import numpy as np
 import torch
 from torch import nn
 
-OBSERVERS = ("obs-cnn", "obs-resnet")
-PRIMARY_OBSERVER = "obs-cnn"
+from perceptlab.analysis.transfer import confirmations, summarize, top2_on_pair  # noqa: F401  (the panel's verdicts)
+from perceptlab.names import OBSERVERS, PRIMARY_OBSERVER  # noqa: F401
 
 
 class LeNetObserver(nn.Module):
@@ -66,12 +62,12 @@ class _Residual(nn.Module):
 
 
 class ResNetObserver(nn.Module):
-    """A small ResNet: stem conv 32, residual stages 32 / 64 (stride 2) / 128 (stride 2), global pool."""
+    """A small ResNet: stem conv 32, residual stages 64 (stride 2) / 128 (stride 2), global pool."""
 
     def __init__(self, num_outputs: int = 10):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True))
-        self.stages = nn.Sequential(_Residual(32, 32, 1), _Residual(32, 64, 2), _Residual(64, 128, 2))
+        self.stages = nn.Sequential(_Residual(32, 64, 2), _Residual(64, 128, 2))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, num_outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,38 +75,3 @@ class ResNetObserver(nn.Module):
 
 
 OBSERVER_ARCHITECTURES: dict[str, type[nn.Module]] = {"lenet": LeNetObserver, "resnet_s": ResNetObserver}
-
-
-def top2_on_pair(probs: np.ndarray, a: int, b: int) -> bool:
-    """Whether the two most probable classes of ``probs`` are {a, b} (ties broken by index)."""
-    return set(np.argsort(-np.asarray(probs), kind="stable")[:2].tolist()) == {int(a), int(b)}
-
-
-@dataclass
-class ObserverVerdict:
-    """One image seen by the panel: each observer's probabilities and whether it confirms the pair."""
-
-    probs: dict[str, list[float]]
-    confirms: dict[str, bool]
-
-    @property
-    def all_confirm(self) -> bool:
-        return bool(self.confirms) and all(self.confirms.values())
-
-
-def observer_verdicts(
-    probs: dict[str, np.ndarray], pairs: Sequence[tuple[int, int]]
-) -> list[ObserverVerdict]:
-    """Per image, each observer's confirmation of its target pair (``probs``: name -> (N, C))."""
-    return [
-        ObserverVerdict(
-            probs={n: p[i].tolist() for n, p in probs.items()},
-            confirms={n: top2_on_pair(p[i], a, b) for n, p in probs.items()},
-        )
-        for i, (a, b) in enumerate(pairs)
-    ]
-
-
-def transfer_rate(confirms: Sequence[bool]) -> float | None:
-    """The share of True (None for no images)."""
-    return float(np.mean(confirms)) if len(confirms) else None

@@ -51,7 +51,7 @@ RECIPES: dict[str, ClassifierRecipe] = {
 # obs-resnet learns from half A of the hold-out only, digits no other shipped model has seen.
 OBSERVER_RECIPES: dict[str, ClassifierRecipe] = {
     "obs-cnn": ClassifierRecipe("lenet", epochs=8, seed=7, kind="observer"),
-    "obs-resnet": ClassifierRecipe("resnet_s", epochs=60, seed=13, kind="observer", data_split="holdout_a"),
+    "obs-resnet": ClassifierRecipe("resnet_s", epochs=40, seed=13, kind="observer", data_split="holdout_a"),
 }
 
 
