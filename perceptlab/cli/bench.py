@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "extrapolated s/image (default 9.5; 0 = no limit)",
     )
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument(
+        "--libraries",
+        metavar="DIR",
+        type=Path,
+        help="store each arm's images in a library DIR/<arm> (then: perceptlab library sheet DIR/<arm> --passed)",
+    )
     p.set_defaults(func=run)
 
 
@@ -77,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     budget = args.budget_minutes * 60 if args.budget_minutes > 0 else None
     job = bench(
         presets, args.batch_size, args.batches, args.classifier, registry, device, args.seed, budget,
-        mode=args.mode, classifier2=args.classifier2, pairs=pairs,
+        mode=args.mode, classifier2=args.classifier2, pairs=pairs, library_root=args.libraries,
     )  # fmt: skip
     bar, current = None, None
     try:

@@ -11,7 +11,7 @@ from perceptlab.cli._common import BUILTIN_CLASSIFIERS, add_mnist_args, mnist_fr
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="measure classifier accuracy, prior sample quality or judge AUC")
-    p.add_argument("what", choices=["classifiers", "prior", "judge"])
+    p.add_argument("what", choices=["classifiers", "observers", "prior", "judge"])
     add_mnist_args(p)
     p.add_argument("--weights", metavar="DIR", help="weights folder (default: the shipped resources/weights)")
     p.add_argument("--models", default=",".join(BUILTIN_CLASSIFIERS))
@@ -73,6 +73,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:8s} held-out accuracy {r['heldout_accuracy']:.4f} ({r['n']:,} digits)")
             if args.record:
                 _record(folder, name, "heldout", {**r, "data": data.source})
+    elif args.what == "observers":
+        from perceptlab.engine.train_classifiers import evaluate_accuracy, observer_split  # noqa: PLC0415
+
+        data = mnist_from_args(args)
+        half_b = observer_split(data)[1]
+        result = {}
+        for name in reg.names("observer"):
+            acc = evaluate_accuracy(reg.load(name, device, kind="observer"), half_b, device)
+            result[name] = {"half_b_accuracy": acc, "n": len(half_b)}
+            print(f"{name:10s} accuracy {acc:.4f} on hold-out half B ({len(half_b):,} digits no model trains on)")
+            if args.record:
+                _record(folder, name, "half_b", {**result[name], "data": data.source})
     elif args.what == "prior":
         result = evaluate.eval_prior(
             reg, args.n, args.per_class, args.steps, args.seed, device, grid_path=Path(args.grid) if args.grid else None

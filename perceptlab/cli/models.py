@@ -21,8 +21,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for name, e in entries.items():
         cfg = read_config(e.config_path)
-        acc = cfg.get("metrics", {}).get("heldout", {}).get("heldout_accuracy")
+        metrics = cfg.get("metrics", {})
+        acc = metrics.get("heldout", {}).get("heldout_accuracy")
+        half_b = metrics.get("half_b", {}).get("half_b_accuracy")
         extra = f"held-out accuracy {acc:.2%}" if acc is not None else ""
+        if half_b is not None:
+            extra = f"accuracy {half_b:.2%} on hold-out half B (never guides or filters)"
         where = "built-in" if e.builtin else f"user ({e.config_path.parent})"
         print(f"{name:10s} {e.kind:10s} {e.arch:10s} {where:10s} {extra}")
     return 0

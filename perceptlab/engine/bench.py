@@ -15,14 +15,17 @@ stopped; its row then has the extrapolated seconds per image only.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from perceptlab.analysis.transfer import summarize, top2_on_pair
+from perceptlab.data.library import StimulusLibrary
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.generate import all_pairs, generate
 from perceptlab.engine.registry import Registry, default_registry
@@ -70,6 +73,11 @@ def _value(key: str, text: str) -> Any:
     return text
 
 
+def arm_slug(name: str) -> str:
+    """A folder name for an arm: 'fast+condition=pair' -> 'fast_condition-pair'."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", name.replace("=", "-")).strip("_")
+
+
 def parse_arm(spec: str) -> Arm:
     """``preset`` or ``preset+key=value,key=value`` (an ensemble is written ``ensemble=vgg/cornet``)."""
     preset, _, rest = spec.strip().partition("+")
@@ -98,11 +106,13 @@ def bench(
     classifier2: str | None = None,
     pairs: Sequence[tuple[int, int]] | None = None,
     filters: FilterSettings | None = None,
+    library_root: Path | None = None,
 ) -> Generator[dict[str, Any], None, list[dict[str, Any]]]:
     """Benchmark each arm, interleaved over ``batches`` passes of ``batch_size`` images; yields
     generate's progress records with ``preset`` (the arm's name) and ``pass`` added and returns one
     result row (dict) per arm (``note`` says when an arm was stopped for the budget). ``filters``:
-    the acceptance filter (default: the paper's)."""
+    the acceptance filter (default: the paper's). ``library_root``: each arm's images (rejects too) are
+    stored in the library ``library_root/<arm slug>``, for grids (``perceptlab library sheet``)."""
     registry = registry or default_registry()
     arms = [parse_arm(a) if isinstance(a, str) else a for a in arms]
     pairs = list(pairs or all_pairs())
@@ -118,7 +128,10 @@ def bench(
             if st["note"]:
                 continue
             settings = arm.settings(**base, seed=seed + PASS_SEED_STRIDE * (p - 1))
-            job = generate(settings, targets, filters=filters, registry=registry, device=device, keep_rejects=True)
+            lib = StimulusLibrary.open_or_create(Path(library_root) / arm_slug(arm.name)) if library_root else None
+            job = generate(
+                settings, targets, filters=filters, registry=registry, library=lib, device=device, keep_rejects=True
+            )
             wall0, cpu0, summary = time.perf_counter(), time.process_time(), None
             try:
                 while True:
@@ -138,6 +151,8 @@ def bench(
                 summary = stop.value
             finally:
                 job.close()
+                if lib is not None:
+                    lib.close()
             if summary is None:
                 continue
             st["cpu"] += time.process_time() - cpu0

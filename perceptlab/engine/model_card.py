@@ -57,6 +57,41 @@ def _load(folder: Path, name: str) -> dict | None:
     return read_config(path) if path.exists() else None
 
 
+OBSERVER_TEXT = {
+    "obs-cnn": ("LeNet-style CNN (5x5 conv 32, pool, 5x5 conv 64, pool, FC 256; no batch norm)", "the zoo's training digits"),
+    "obs-resnet": ("small ResNet (stem 32, residual stages 64 and 128, stride 2 each)", "hold-out half A only"),
+}
+
+
+def _observers(folder: Path) -> list[str]:
+    lines = [
+        "## Independent observers",
+        "",
+        "Classifiers that never guide and never filter (registry kind `observer`: no picker lists them, the",
+        "sampler and the filter cannot load them). They measure *observer transfer*: the share of accepted",
+        "stimuli whose two most probable classes, for an observer, are the target pair. Other architecture",
+        "families and seeds than the zoo; `obs-resnet` learns only from half A of the hold-out (every other",
+        "held-out digit), digits that no zoo model, prior or judge has seen. Both are measured on half B,",
+        "which no model trains on. Trained by `perceptlab train observers`, measured by",
+        "`perceptlab eval observers --record`.",
+        "",
+        "| name | architecture | trained on | digits | epochs | seed | accuracy on hold-out half B |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, (arch, data) in OBSERVER_TEXT.items():
+        cfg = _load(folder, name)
+        if cfg is None:
+            lines.append(f"| `{name}` | {arch} | {data} | — | — | — | not trained yet |")
+            continue
+        tr = cfg.get("training", {})
+        acc = cfg.get("metrics", {}).get("half_b", {}).get("half_b_accuracy")
+        lines.append(
+            f"| `{name}` | {arch} | {data} | {tr.get('n_train', 0):,} | {tr.get('epochs')} | {tr.get('seed')} | "
+            f"{'not measured' if acc is None else f'**{acc:.2%}**'} |"
+        )
+    return [*lines, ""]
+
+
 def render(folder: Path) -> str:
     lines = [
         "# PerceptLab model card",
@@ -102,6 +137,7 @@ def render(folder: Path) -> str:
         "12 epochs gave 95.70% on the hold-out, 16 gave the figure above.",
         "",
     ]
+    lines += _observers(folder)
     judge = _load(folder, "judge")
     lines += ["## Digit judge (`judge`)", ""]
     if judge is None:

@@ -7,7 +7,8 @@ import torch
 from perceptlab.analysis.transfer import confirmations, summarize, top2_on_pair
 from perceptlab.data.library import Stimulus
 from perceptlab.engine import generate as generate_mod
-from perceptlab.engine.bench import bench, format_table, parse_arm
+from perceptlab.data.library import StimulusLibrary
+from perceptlab.engine.bench import arm_slug, bench, format_table, parse_arm
 from perceptlab.engine.classifiers import build
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.registry import Registry
@@ -95,17 +96,18 @@ def test_parse_arm():
             parse_arm(bad)
 
 
-def test_bench_interleaves_arms_on_the_same_seeds_and_reports_transfer(registry):
+def test_bench_interleaves_arms_on_the_same_seeds_and_reports_transfer(registry, tmp_path):
     records, rows = run_gen(
-        bench(["draft", "draft+condition=a"], batch_size=4, batches=2, classifier="vgg", registry=registry,
-              budget_s=None, pairs=[(3, 5), (4, 9)],
+        bench(["draft+steps=2", "draft+steps=2,condition=a"], batch_size=4, batches=2, classifier="vgg", registry=registry,
+              budget_s=None, pairs=[(3, 5), (4, 9)], library_root=tmp_path,
               filters=FilterSettings(min_prob=0.0, require_top_two=False, min_judge=None))
     )  # fmt: skip
     order = [(r["preset"], r["pass"]) for r in records if r.get("kind") == "batch"]
-    assert order == [("draft", 1), ("draft+condition=a", 1), ("draft", 2), ("draft+condition=a", 2)]
+    a, b = "draft+steps=2", "draft+steps=2,condition=a"
+    assert order == [(a, 1), (b, 1), (a, 2), (b, 2)]
     seeds = {(r["preset"], r["pass"]): r["seeds"] for r in records if r.get("kind") == "batch"}
-    assert seeds[("draft", 2)] == seeds[("draft+condition=a", 2)] == [1000, 1001, 1002, 1003]
-    assert [r["preset"] for r in rows] == ["draft", "draft+condition=a"]
+    assert seeds[(a, 2)] == seeds[(b, 2)] == [1000, 1001, 1002, 1003]
+    assert [r["preset"] for r in rows] == [a, b]
     for r in rows:
         assert r["images"] == 8 and r["cpu_seconds_per_image"] > 0
         assert r["accepted"] == 8 and r["acceptance_rate"] == 1.0
@@ -115,3 +117,7 @@ def test_bench_interleaves_arms_on_the_same_seeds_and_reports_transfer(registry)
     assert rows[1]["condition"] == "a"
     table = format_table(rows)
     assert "T obs-cnn" in table and "conf/cpu-min" in table
+    assert arm_slug(b) == "draft_steps-2_condition-a"
+    with StimulusLibrary.open(tmp_path / arm_slug(b)) as lib:
+        recs = lib.records()
+        assert len(recs) == 8 and sorted(r.seed for r in recs) == [0, 1, 2, 3, 1000, 1001, 1002, 1003]
