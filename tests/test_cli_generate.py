@@ -182,18 +182,21 @@ def test_bench_prints_a_table_and_json(env, capsys):
     out_json = env / "bench.json"
     assert main(["bench", "--presets", "draft", "--batch-size", "3", "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
-    assert "s/image" in out and "draft" in out
+    assert "cpu s/img" in out and "draft" in out
     row = json.loads(out_json.read_text())["results"][0]
     assert row["preset"] == "draft" and row["images"] == 3
-    assert {"seconds_per_image", "acceptance_rate", "accepted_per_minute", "top2_share_accepted"} <= set(row)
-    assert _error(capsys, ["bench", "--presets", "turbo"]).endswith("choose from: paper, fast, draft")
+    assert {"seconds_per_image", "cpu_seconds_per_image", "acceptance_rate", "accepted_per_minute", "transfer",
+            "confirmed_per_cpu_minute", "top2_share_accepted"} <= set(row)  # fmt: skip
+    assert _error(capsys, ["bench", "--presets", "turbo"]).endswith("choose from: paper, fast, draft, reference")
+    assert "not key=value" in _error(capsys, ["bench", "--arms", "fast+gamma"])
+    assert "--classifier2" in _error(capsys, ["bench", "--mode", "controversial"])
 
 
 def test_bench_stops_a_preset_that_overruns_the_budget(env, capsys):
     out_json = env / "bench.json"
     argv = ["bench", "--presets", "draft", "--batch-size", "2", "--budget-minutes", "1e-6", "--json", str(out_json)]
     assert main(argv) == 0
-    assert "draft: stopped after 2 of 10 steps" in capsys.readouterr().out
+    assert "draft: stopped in pass 1 after 2 of 10 steps" in capsys.readouterr().out
     row = json.loads(out_json.read_text())["results"][0]
     assert row["images"] == 0 and row["seconds_per_image"] > 0 and "acceptance_rate" not in row
 

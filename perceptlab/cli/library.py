@@ -71,12 +71,18 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from perceptlab.analysis.transfer import summarize  # noqa: PLC0415
+
     with StimulusLibrary.open(args.dir) as lib:
         info = lib.summary()
+        transfer = summarize(r for r in lib.records() if r.passed)
     print(f"library {args.dir}: {info['total']} stimuli")
     for title, key in (("status", "by_status"), ("mode", "by_mode"), ("pair (a-b)", "by_pair")):
         counts = ", ".join(f"{k} {v}" for k, v in info[key].items()) or "-"
         print(f"  {title}: {counts}")
+    if transfer:
+        parts = ", ".join(f"{n} {v['confirmed']}/{v['n']} ({v['rate']:.0%})" for n, v in transfer.items())
+        print(f"  observer transfer of stimuli that passed the filter: {parts}")
     return 0
 
 
