@@ -64,8 +64,9 @@ def save_model(folder: Path, name: str, kind: str, arch: str, model, arch_config
 
 
 def build_tiny_registry(folder: Path, classifiers=(("vgg", "mlp"), ("lrm", "logreg"))) -> Path:
-    """Built-in weights of a test: a tiny prior ``dit``, ``classifiers`` (name, arch) and a logistic
-    ``judge``, randomly initialised in that order after ``torch.manual_seed(0)``."""
+    """Built-in weights of a test: a tiny prior ``dit``, ``classifiers`` (name, arch), a logistic
+    ``judge`` and a logistic ``cornet`` (when ``classifiers`` has none: the fast preset co-guides with it),
+    randomly initialised in that order after ``torch.manual_seed(0)``."""
     from perceptlab.engine.classifiers import build
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,6 +75,8 @@ def build_tiny_registry(folder: Path, classifiers=(("vgg", "mlp"), ("lrm", "logr
     for name, arch in classifiers:
         save_model(folder, name, "classifier", arch, build(arch))
     save_model(folder, "judge", "judge", "logreg", build("logreg", {"num_outputs": 1}))
+    if "cornet" not in dict(classifiers):  # the fast preset's co-guide in uncertainty mode (made last: the
+        save_model(folder, "cornet", "classifier", "logreg", build("logreg"))  # others' weights stay as they were)
     return folder
 
 

@@ -209,7 +209,8 @@ def generate_manipulation(
         (
             "indiv",
             plan.sampler.replace(
-                mode="controversial", classifier=plan.model1, classifier2=plan.model2, pairs=list(plan.pairs), seed=seed
+                mode="controversial", classifier=plan.model1, classifier2=plan.model2, pairs=list(plan.pairs), seed=seed,
+                ensemble=[],
             ),
         )
     ]
@@ -218,7 +219,8 @@ def generate_manipulation(
             (
                 "group",
                 plan.sampler.replace(
-                    mode="uncertainty", classifier=plan.group, classifier2=None, pairs=list(plan.pairs), seed=seed
+                    mode="uncertainty", classifier=plan.group, classifier2=None, pairs=list(plan.pairs), seed=seed,
+                    ensemble=[],  # the control is the GroupNet's own boundary: no co-guide (the fast preset's cornet)
                 ),
             )
         )

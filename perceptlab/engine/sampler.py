@@ -65,7 +65,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # boundary is decided in the last few steps: with evenly spaced steps the guided previews stay
     # one-sided until the end and the final jump (t = 49 -> 0 at 20 steps) throws most images off the
     # boundary (~35% pass); quadratic spacing spends the steps where the balance is set.
-    "fast": {"steps": 20, "resample": 2, "gamma": 0.1, "grad": "full", "spacing": "quadratic"},
+    # Since issue #12 it also conditions the prior halfway between the pair (condition "pair": the mean
+    # of the two class embeddings) and, in uncertainty mode, guides with cornet beside the chosen
+    # classifier (ensemble: a boundary two models share), with one round per step. Measured against an
+    # independent observer (README, "Sampler presets"): transfer 0.68 -> 0.98 and ~2x cheaper than R 2.
+    "fast": {
+        "steps": 20, "resample": 1, "gamma": 0.1, "grad": "full", "spacing": "quadratic", "condition": "pair",
+        "mode_overrides": {"uncertainty": {"ensemble": ["cornet"]}},
+    },
     # Quick look: 10 steps, no resampling.
     "draft": {"steps": 10, "resample": 1, "gamma": 0.2, "grad": "full", "spacing": "quadratic"},
     # The loop of the public BAM code (EAterminator/HumanPerceptualVariability, pipeWguidance.py) re-done
