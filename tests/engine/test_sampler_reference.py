@@ -20,15 +20,10 @@ from perceptlab.engine.sampler import (
     step_beta,
 )
 from perceptlab.errors import PerceptLabError
-from tests.conftest import run_gen, tiny_prior
+from tests.conftest import run_gen
 
 A = torch.tensor([3, 4])
 B = torch.tensor([5, 9])
-
-
-@pytest.fixture(scope="module")
-def prior():
-    return tiny_prior(0).eval().requires_grad_(False)
 
 
 @pytest.fixture(scope="module")
