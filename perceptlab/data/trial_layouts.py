@@ -342,3 +342,41 @@ def apply_mapping(frame: pd.DataFrame, mapping: ColumnMapping, source: str) -> D
             fix="correct the mapping so that each field names one of the file's columns",
         )
     return DetectedLayout("mapping", mapping)
+
+
+def _key_name(code: str) -> str:
+    """jsPsych 6 ``key_press`` key code -> the key (49 -> '1', 97 -> '1' on the keypad, 65 -> 'a')."""
+    try:
+        k = int(float(code))
+    except ValueError:
+        return code
+    if 48 <= k <= 57:
+        return str(k - 48)
+    if 96 <= k <= 105:
+        return str(k - 96)
+    if 65 <= k <= 90:
+        return chr(k + 32)
+    return {32: "space", 13: "enter"}.get(k, code)
+
+
+def jspsych6_response(frame: pd.DataFrame) -> str | None:
+    """Give a jsPsych 6 export (``button_pressed`` / ``key_press``, no ``response``) a ``response``
+    column, in place; returns a note for the report, or None when the frame is not such an export."""
+    look = _lookup(list(frame.columns))
+    if "trial_type" not in look or "response" in look:
+        return None
+    bp, kp = look.get("button_pressed"), look.get("key_press")
+    if bp is None and kp is None:
+        return None
+    response = pd.Series("", index=frame.index, dtype=object)
+    if kp is not None:
+        keys = frame[kp].str.strip()
+        codes = pd.Series(pd.unique(keys.to_numpy(dtype=object)), dtype=object)
+        response = keys.map(dict(zip(codes, codes.map(_key_name), strict=True)))
+    if bp is not None:
+        buttons = frame[bp].str.strip()
+        response = response.where(buttons.isin(("", "null", "None")), buttons)
+    frame["response"] = response.to_numpy(dtype=object)
+    used = " and ".join(f"'{c}'" for c in (bp, kp) if c is not None)
+    return (f"jsPsych 6 data: response from {used}"
+            + (" (key codes turned into keys: 49 -> '1')" if kp is not None else ""))

@@ -28,6 +28,7 @@ from perceptlab.data.trial_layouts import (
     DetectedLayout,
     apply_mapping,
     detect_layout,
+    jspsych6_response,
 )
 from perceptlab.data.trial_reading import (  # noqa: F401  (DELIMITERS, _read_raw: re-exported)
     DELIMITERS,
@@ -123,6 +124,7 @@ def _contexts(path: Path, mapping: ColumnMapping | None, sep: str | None, encodi
     if first.frame.empty and not len(first.frame.columns):
         raise PerceptLabError(f"{path}: no readable rows: "
                               + "; ".join(f"line {ln}: {r}" for ln, _, r in first.rejected[:5]))
+    js6 = jspsych6_response(first.frame)
     own_participant = False
     try:
         layout = _layout(first.frame, mapping, str(path))
@@ -132,11 +134,15 @@ def _contexts(path: Path, mapping: ColumnMapping | None, sep: str | None, encodi
         own_participant = True
         layout = _layout(_with_participant(first, path.stem).frame, None, str(path))
     ctx = Context(layout, str(path), decimal_comma=first.delimiter not in (",", None))
+    if js6:
+        ctx.notes.append(js6)
     if own_participant:
         ctx.notes.append(f"{path.name}: no participant column; the file is one participant, "
                          f"'{path.stem}' (its name)")
     parts = [validate_block(first, ctx)]
     for raw in chunks:
+        if js6:
+            jspsych6_response(raw.frame)
         if own_participant:
             _with_participant(raw, path.stem)
         parts.append(validate_block(raw, ctx))
@@ -206,9 +212,10 @@ def trials_from_frame(frame: pd.DataFrame, mapping: ColumnMapping | None = None,
     raw = _Raw(_as_str_frame(frame.reset_index(drop=True)), np.arange(2, len(frame) + 2), [],
                "n/a", None, [], "in-memory table")
     raw.frame.columns = [str(c).strip() for c in raw.frame.columns]
+    js6 = jspsych6_response(raw.frame)
     layout = _layout(raw.frame, mapping, source)
     ctx = Context(layout, source, decimal_comma=False)
-    ctx.notes += list(layout.notes)
+    ctx.notes += ([js6] if js6 else []) + list(layout.notes)
     part = validate_block(raw, ctx)
     return finish([part], [ctx], classes, source, max_rt_ms,
                   {"encoding": "n/a", "delimiter": None, "file_format": "in-memory table"})
