@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QTableView,
@@ -29,7 +30,7 @@ from perceptlab._qt.workers import Job
 from perceptlab.data.trials import load_trials
 from perceptlab.errors import PerceptLabError
 
-TRIAL_FILTER = "Trial tables (*.csv *.tsv *.txt *.jsonl *.ndjson *.json);;All files (*)"
+TRIAL_FILTER = ("Trial tables (*.csv *.tsv *.txt *.jsonl *.ndjson *.json *.gz);;All files (*)")
 UNKNOWN_LAYOUT = "no known trial-table layout"
 
 
@@ -72,6 +73,13 @@ class DataPanel(QWidget):
         self.mapping_button.setEnabled(False)
         self.mapping_button.clicked.connect(self.edit_mapping)
         self.path_label = QLabel("No trial file loaded — open one or drop it on the window.")
+        self.classes_edit = QLineEdit()
+        self.classes_edit.setPlaceholderText("from the file")
+        self.classes_edit.setToolTip(
+            "the study's class names in class-index order, comma separated (e.g. cat,dog,deer); "
+            "empty: the response names in the file (alphabetical), or the digits 0-9 when the "
+            "responses are indices. Applies to the next load (press Enter to reload).")
+        self.classes_edit.returnPressed.connect(self.reload)
         self.catch = QDoubleSpinBox()
         self.catch.setRange(0.0, 1.0)
         self.catch.setSingleStep(0.05)
@@ -88,6 +96,8 @@ class DataPanel(QWidget):
         top.addWidget(open_button)
         top.addWidget(self.mapping_button)
         top.addWidget(self.path_label, 1)
+        top.addWidget(QLabel("Classes"))
+        top.addWidget(self.classes_edit)
         top.addWidget(QLabel("Exclude at catch accuracy ≤"))
         top.addWidget(self.catch)
         top.addWidget(QLabel("Min responses per stimulus"))
@@ -133,12 +143,28 @@ class DataPanel(QWidget):
         if path:
             self.load(Path(path))
 
+    def classes(self) -> list[str] | None:
+        """The class names typed in the Classes box (None: from the file)."""
+        text = self.classes_edit.text().strip()
+        return [c.strip() for c in text.split(",")] if text else None
+
+    def reload(self) -> Job | None:
+        if self.session.trials_path is None:
+            return None
+        return self.load(self.session.trials_path, self.session.mapping)
+
     def load(self, path: Path, mapping=None) -> Job:
         path = Path(path)
         self.last_dir = path.parent
         if self.load_job is not None and self.load_job.is_running():
+            self.load_job.disconnect_all()
             self.load_job.cancel()
-        job = Job(load_trials, path, mapping, name="load-trials", parent=self)
+        if self.analysis_job is not None and self.analysis_job.is_running():
+            self.analysis_job.disconnect_all()
+            self.analysis_job.cancel()
+        self.session.analysis_failure = f"loading {path.name}…"
+        self.session.set_analysis(None)  # never leave the previous data's plots up while loading
+        job = Job(load_trials, path, mapping, self.classes(), name="load-trials", parent=self)
         job.returned.connect(lambda table: self._loaded(table, path, mapping))
         job.errored.connect(lambda exc: self._load_failed(exc, path))
         self.load_job = job.start()
@@ -146,6 +172,7 @@ class DataPanel(QWidget):
         return job
 
     def _loaded(self, table, path: Path, mapping) -> None:
+        self.session.analysis_failure = None
         self.session.set_trials(table, path, mapping)
         rep = table.report
         self.message.emit(f"Loaded {path.name}: {rep.rows_used} of {rep.rows_total} rows used, "
@@ -154,6 +181,12 @@ class DataPanel(QWidget):
         self.reanalyse()
 
     def _load_failed(self, exc: BaseException, path: Path) -> None:
+        # the previous data set is unloaded: nothing on screen may pass for this file's results
+        self.session.analysis_failure = f"{path.name} could not be loaded: {exc}"
+        self.session.set_trials(None, None)
+        self.report_label.setText(f"<b>{html.escape(str(path))}</b> could not be loaded:<br>"
+                                  + html.escape(str(exc)))
+        self.rejected_model.clear()
         if isinstance(exc, PerceptLabError) and UNKNOWN_LAYOUT in exc.message:
             self.message.emit(f"{path.name}: layout not recognised — map its columns.")
             self.ask_mapping(path, problem=exc.message)
@@ -194,16 +227,20 @@ class DataPanel(QWidget):
                   min_responses=opts["min_responses"], k=opts["k"], bins=opts["bins"], name="analyse", parent=self)
         job.returned.connect(self._analysed)
         job.errored.connect(self._analysis_failed)
+        self.session.analysis_failure = None
+        self.session.set_analysis(None)  # the plots say "analysing…" until the new result is in
         self.analysis_job = job.start()
         self.message.emit("Analysing the trials…")
         return job
 
     def _analysed(self, analysis) -> None:
+        self.session.analysis_failure = None
         self.session.set_analysis(analysis)
         self.message.emit("Analysis ready" + (f" ({len(analysis.skipped)} parts skipped — see Analysis)"
                                               if analysis.skipped else "") + ".")
 
     def _analysis_failed(self, exc) -> None:
+        self.session.analysis_failure = f"the analysis failed: {exc}"
         self.session.set_analysis(None)
         self.message.emit("The analysis failed.")
         show_error(self, "Analysis failed", exc)
@@ -219,7 +256,8 @@ class DataPanel(QWidget):
         self.mapping_button.setEnabled(table is not None)
         self.apply_button.setEnabled(table is not None)
         if table is None:
-            self.trials_model.set_frame(self.trials_model.frame().iloc[0:0])
+            self.trials_model.clear()
+            self.path_label.setText("No trial file loaded — open one or drop it on the window.")
             return
         rep = table.report
         self.path_label.setText(f"<b>{html.escape(Path(rep.source).name)}</b>"
@@ -230,7 +268,9 @@ class DataPanel(QWidget):
         self.report_label.setText(
             f"<b>{html.escape(rep.source)}</b><br>layout <b>{html.escape(rep.layout)}</b>, {html.escape(rep.file_format)}, "
             f"{html.escape(rep.encoding)}<br><b>{rep.rows_used}</b> of {rep.rows_total} rows used, "
-            f"<b>{rep.rows_rejected}</b> rejected; {rep.n_participants} participants, {rep.n_stimuli} stimuli<br>"
+            f"<b>{rep.rows_rejected}</b> set aside; {rep.n_participants} participants, {rep.n_stimuli} stimuli<br>"
+            f"{len(table.classes)} classes ({html.escape(', '.join(table.classes[:12]))}"
+            f"{', …' if len(table.classes) > 12 else ''}) from {html.escape(rep.classes_from)}<br>"
             + (f"<ul>{kinds}</ul>" if kinds else "") + (f"Notes:<ul>{notes}</ul>" if notes else "")
         )
         self.rejected_model.set_frame(rep.rejected)
@@ -241,8 +281,8 @@ class DataPanel(QWidget):
     def _show_analysis(self) -> None:
         a = self.session.analysis
         if a is None:
-            self.participants_model.set_frame(self.participants_model.frame().iloc[0:0])
-            self.exclusion_label.setText("")
+            self.participants_model.clear()
+            self.exclusion_label.setText(html.escape(getattr(self.session, "analysis_failure", None) or ""))
             return
         self.participants_model.set_frame(a.participants)
         _fit_columns(self.participants_view)
