@@ -77,6 +77,11 @@ def _info(args: argparse.Namespace) -> int:
     for title, key in (("status", "by_status"), ("mode", "by_mode"), ("pair (a-b)", "by_pair")):
         counts = ", ".join(f"{k} {v}" for k, v in info[key].items()) or "-"
         print(f"  {title}: {counts}")
+    missing = info.get("missing_images", [])
+    if missing:
+        print(f"  MISSING IMAGES: {len(missing)} stimuli have no images/<id>.png "
+              f"({', '.join(missing[:10])}{', …' if len(missing) > 10 else ''})")
+        return 1
     return 0
 
 
