@@ -303,8 +303,11 @@ def _read_json(text: str, source: str, encoding: str) -> _Raw:
             one = json.loads(first)
         except json.JSONDecodeError:
             one = None
-        if isinstance(one, dict) and stripped[len(first):].strip()[:1] in ("{", ""):
-            if not any(isinstance(one.get(k), list) for k in _JSON_CONTAINER_KEYS):
+        rest = stripped[len(first):].strip()[:1]
+        if isinstance(one, dict) and rest in ("{", ""):
+            container = any(isinstance(one.get(k), list) for k in _JSON_CONTAINER_KEYS)
+            nested = any(isinstance(v, (list, dict)) for v in one.values())
+            if not container and (rest == "{" or not nested):
                 return _read_json_lines(text, encoding)
     try:
         value = json.loads(text)

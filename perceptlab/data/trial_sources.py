@@ -153,13 +153,13 @@ def decode(data: bytes, source: str, encoding: str | None) -> tuple[str, str, li
                                                "byte-order mark (NUL bytes between characters)"]
         except UnicodeDecodeError:
             pass
+    if b"\x00" in data[:65536]:
+        raise PerceptLabError(f"{source}: holds binary data (NUL bytes), not a text table",
+                              fix="export the trials as CSV, TSV or JSON")
     try:
         return data.decode("utf-8"), "utf-8", []
     except UnicodeDecodeError as exc:
         bad = exc.start
-    if b"\x00" in data[:65536]:
-        raise PerceptLabError(f"{source}: holds binary data (NUL bytes), not a text table",
-                              fix="export the trials as CSV, TSV or JSON")
     line = data.count(b"\n", 0, bad) + 1
     byte = data[bad]
     try:

@@ -164,6 +164,10 @@ def validate_block(raw: _Raw, ctx: Context) -> Part:
     empty = np.zeros(n, dtype=bool)
     if len(maybe_empty):
         empty[maybe_empty] = (f.iloc[maybe_empty].apply(lambda c: c.str.strip()) == "").all(axis=1).to_numpy()
+    first_col = _Col(f[f.columns[0]]) if len(f.columns) else None
+    if first_col is not None:  # Gorilla ends its exports with an "END OF FILE" row
+        rej.add(first_col.take(first_col.uniques.str.upper() == "END OF FILE"), "end-of-file marker",
+                "end-of-file marker row (END OF FILE), not a trial")
     rej.add(empty, "empty row", "empty row (no values)")
 
     index_first = np.zeros(n, dtype=bool)
