@@ -109,9 +109,15 @@ class _HeaderState:
         """Set aside repeated header rows; read rows after a reordered header in its order."""
         if frame.empty:
             return frame
-        like = np.ones(len(frame), dtype=bool)
-        for c in self.header:
-            like &= frame[c].str.strip().isin(self.names).to_numpy()
+        first = frame[self.header[0]].to_numpy(dtype=object)
+        codes, uniques = pd.factorize(first)
+        hit = pd.Series(uniques, dtype=object).str.strip().isin(self.names).to_numpy()
+        like = hit[codes] if len(codes) else np.zeros(0, dtype=bool)
+        for c in self.header[1:]:  # only rows whose first value is a column name are checked further
+            rows = np.flatnonzero(like)
+            if not len(rows):
+                break
+            like[rows] = frame[c].iloc[rows].str.strip().isin(self.names).to_numpy()
         heads = np.flatnonzero(like)
         values = frame.to_numpy(dtype=object) if (len(heads) or self.order != self.header) else None
         segments = [0, *heads.tolist(), len(frame)]

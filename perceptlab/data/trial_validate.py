@@ -286,21 +286,21 @@ def finish(parts: Sequence[Part], contexts: Sequence[Context], classes: tuple[st
     notes = list(raw_info.get("notes", []))
     for ctx in contexts:
         notes += [n for n in ctx.notes if n not in notes]
-    cat = {k: np.concatenate([p.cols[k] for p in parts]) if parts else np.zeros(0)
-           for k in parts[0].cols} if parts else {}
     file_of = np.concatenate([np.full(len(p.cols["line"]), p.file, dtype=object) for p in parts])
+    cat = {k: np.concatenate([p.cols.pop(k) for p in parts]) for k in list(parts[0].cols)}  # frees the parts
     n = len(file_of)
     rej = _Rejections(n)
 
-    resp = _Col(pd.Series(cat["response"], dtype=object))
-    tl = _Col(pd.Series(cat["true_label"], dtype=object))
+    resp = _Col(pd.Series(cat.pop("response"), dtype=object))
+    tl = _Col(pd.Series(cat.pop("true_label"), dtype=object))
     if classes is None:
         classes, classes_from = infer_classes(pd.concat([resp.uniques, tl.uniques]), source)
     else:
         classes_from = "the class list given"
     by_name = resp.take(class_index(resp.uniques, classes, index_first=False))
     by_index = resp.take(class_index(resp.uniques, classes, index_first=True))
-    response = np.where(cat["index_first"].astype(bool), by_index, by_name)
+    response = np.where(cat.pop("index_first").astype(bool), by_index, by_name)
+    del by_name, by_index
     shown = ", ".join(classes) if len(classes) <= 12 else f"{classes[0]} … {classes[-1]}"
     rej.add(np.isnan(response), "response outside the classes", "response", resp.values,
             f" is not one of the classes ({shown}) nor a class index 0..{len(classes) - 1}")
@@ -308,6 +308,7 @@ def finish(parts: Sequence[Part], contexts: Sequence[Context], classes: tuple[st
     true_label = np.where(tl_missing, np.nan, tl.take(class_index(tl.uniques, classes, False)))
     rej.add(~tl_missing & np.isnan(true_label), "true_label outside the classes", "true_label",
             tl.values, " is not one of the classes")
+    del resp, tl, tl_missing
 
     rt_ms = np.full(n, np.nan)
     if m.rt is not None:
@@ -329,11 +330,13 @@ def finish(parts: Sequence[Part], contexts: Sequence[Context], classes: tuple[st
     trial_index = cat["trial_index"]
     has_ti = np.flatnonzero(rej.ok & ~np.isnan(trial_index))
     if len(has_ti):
-        keys = pd.DataFrame({"f": file_of[has_ti], "p": cat["participant"][has_ti],
-                             "s": cat["stimulus"][has_ti], "t": trial_index[has_ti]})
+        keys = pd.DataFrame({"p": cat["participant"][has_ti], "s": cat["stimulus"][has_ti],
+                             "t": trial_index[has_ti]})
+        if len(contexts) > 1:
+            keys["f"] = file_of[has_ti]
         dup_rows = keys.duplicated(keep="first").to_numpy()
         if dup_rows.any():
-            first = keys.groupby(["f", "p", "s", "t"], sort=False).ngroup().to_numpy()
+            first = keys.groupby(list(keys.columns), sort=False).ngroup().to_numpy()
             first_line = pd.Series(cat["line"][has_ti]).groupby(first).transform("first").to_numpy()
             dup = np.zeros(n, dtype=bool)
             dup[has_ti[dup_rows]] = True

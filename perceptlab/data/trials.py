@@ -147,6 +147,7 @@ def _contexts(path: Path, mapping: ColumnMapping | None, sep: str | None, encodi
             _with_participant(raw, path.stem)
         parts.append(validate_block(raw, ctx))
     ctx.notes[:0] = [n for n in first.notes if n not in ctx.notes] + list(layout.notes)
+    first.frame = first.frame.iloc[0:0]  # only its encoding, format and notes are kept
     return ctx, parts, first
 
 
