@@ -57,6 +57,21 @@ def _fit_columns(view: QTableView, sample: int = 200) -> None:
         view.setColumnWidth(c, min(420, max(fm.horizontalAdvance(t) for t in texts) + 24))
 
 
+def _with_class_names(table):
+    """The trials with the class names beside the class indices (response, true_label)."""
+    import numpy as np  # noqa: PLC0415
+
+    df = table.df.copy()
+    names = np.asarray(table.classes, dtype=object)
+    df.insert(df.columns.get_loc("response") + 1, "response_class", names[df["response"].to_numpy()])
+    tl = df["true_label"]
+    known = tl.notna().to_numpy()
+    true_class = np.full(len(df), None, dtype=object)
+    true_class[known] = names[tl[known].to_numpy(dtype=np.int64)]
+    df.insert(df.columns.get_loc("true_label") + 1, "true_class", true_class)
+    return df
+
+
 class DataPanel(QWidget):
     message = Signal(str)
     trialsLoaded = Signal(str)  # path
@@ -274,7 +289,7 @@ class DataPanel(QWidget):
             + (f"<ul>{kinds}</ul>" if kinds else "") + (f"Notes:<ul>{notes}</ul>" if notes else "")
         )
         self.rejected_model.set_frame(rep.rejected)
-        self.trials_model.set_frame(table.df)
+        self.trials_model.set_frame(_with_class_names(table))
         for view in (self.rejected_view, self.trials_view):
             _fit_columns(view)
 
