@@ -151,26 +151,48 @@ def _parse_block(block: str, first_line: int, state: _HeaderState, sep: str, sou
                  notes: list) -> tuple[pd.DataFrame, np.ndarray, list]:
     """Frame, line numbers and rejected rows of a block of whole records."""
     header = state.header
-    lines = block.split("\n")
     rejected: list[tuple[int, str, str]] = []
     quoted = '"' in block
-    if quoted and any(ln.count('"') % 2 for ln in lines):
-        return _parse_block_slow(block, first_line, state, sep, source, notes)
-    keep: list[int] = []
-    for i, ln in enumerate(lines):
-        if not ln.strip():
-            continue
-        n = (len(next(csv.reader([ln], delimiter=sep))) if quoted and '"' in ln
-             else ln.count(sep) + 1)
-        if n == len(header):
-            keep.append(i)
-        else:
-            rejected.append((first_line + i, "wrong number of fields", _field_reason(n, len(header), sep)))
+    lines: list[str] | None = None
+    if not quoted:  # fields per line counted on the bytes: no Python loop over lines
+        b = np.frombuffer(block.encode("utf-8"), dtype=np.uint8)
+        nl = np.flatnonzero(b == 10)
+        starts = np.concatenate([[0], nl + 1])
+        ends = np.concatenate([nl, [len(b)]])
+        per_sep = np.concatenate([[0], np.cumsum(b == ord(sep), dtype=np.int32)])
+        content = np.concatenate([[0], np.cumsum(b > 32, dtype=np.int32)])
+        del b
+        n_fields = per_sep[ends] - per_sep[starts] + 1
+        blank = content[ends] == content[starts]
+        good = ~blank & (n_fields == len(header))
+        keep = np.flatnonzero(good).tolist()
+        for i in np.flatnonzero(~blank & ~good):
+            rejected.append((first_line + int(i), "wrong number of fields",
+                             _field_reason(int(n_fields[i]), len(header), sep)))
+        whole = bool(good[:-1].all()) and (good[-1] or blank[-1])
+    else:
+        lines = block.split("\n")
+        if any(ln.count('"') % 2 for ln in lines):
+            return _parse_block_slow(block, first_line, state, sep, source, notes)
+        keep = []
+        for i, ln in enumerate(lines):
+            if not ln.strip():
+                continue
+            n = len(next(csv.reader([ln], delimiter=sep))) if '"' in ln else ln.count(sep) + 1
+            if n == len(header):
+                keep.append(i)
+            else:
+                rejected.append((first_line + i, "wrong number of fields", _field_reason(n, len(header), sep)))
+        whole = False
     line_nos = np.asarray(keep, dtype=np.int64) + first_line
     if not keep:
         return pd.DataFrame(columns=header, dtype=str), line_nos, rejected
-    body = "\n".join(lines[i] for i in keep)
-    del lines
+    if whole:
+        body = block
+    else:
+        lines = lines if lines is not None else block.split("\n")
+        body = "\n".join(lines[i] for i in keep)
+        del lines
     frame = pd.read_csv(io.StringIO(body), sep=sep, header=None, names=header, dtype=str,
                         keep_default_na=False, na_filter=False, skip_blank_lines=False, engine="c",
                         index_col=False)
