@@ -49,7 +49,6 @@ CLI_CONTROLS = {
     "classes": "--classes",
 }
 """How the user sets each option, named in messages; the app passes its own controls' names."""
-NO_STIMULI = "no --library/--images given"
 
 
 def _zoo_mismatch(classes: Sequence[str]) -> str | None:
