@@ -84,6 +84,9 @@ class DataPanel(QWidget):
         self.last_dir = Path.home()
         open_button = QPushButton("Open trial file…")
         open_button.clicked.connect(self.open_dialog)
+        folder_button = QPushButton("Open folder…")
+        folder_button.setToolTip("read every trial file of a folder (e.g. one jsPsych file per participant)")
+        folder_button.clicked.connect(self.open_folder_dialog)
         self.mapping_button = QPushButton("Column mapping…")
         self.mapping_button.setEnabled(False)
         self.mapping_button.clicked.connect(self.edit_mapping)
@@ -109,6 +112,7 @@ class DataPanel(QWidget):
         self.apply_button.setEnabled(False)
         top = QHBoxLayout()
         top.addWidget(open_button)
+        top.addWidget(folder_button)
         top.addWidget(self.mapping_button)
         top.addWidget(self.path_label, 1)
         top.addWidget(QLabel("Classes"))
@@ -158,6 +162,11 @@ class DataPanel(QWidget):
         if path:
             self.load(Path(path))
 
+    def open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of trial files", str(self.last_dir))
+        if path:
+            self.load(Path(path))
+
     def classes(self) -> list[str] | None:
         """The class names typed in the Classes box (None: from the file)."""
         text = self.classes_edit.text().strip()
@@ -170,7 +179,7 @@ class DataPanel(QWidget):
 
     def load(self, path: Path, mapping=None) -> Job:
         path = Path(path)
-        self.last_dir = path.parent
+        self.last_dir = path if path.is_dir() else path.parent
         if self.load_job is not None and self.load_job.is_running():
             self.load_job.disconnect_all()
             self.load_job.cancel()

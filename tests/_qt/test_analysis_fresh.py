@@ -85,3 +85,22 @@ def test_outcome_heatmap_labels_every_cell(make_window, demo_project, qtbot):
     assert len(labels) == c * (c - 1)
     assert sorted(int(t.textItem.toPlainText()) for t in labels) == sorted(
         int(oc.pair_counts[i, j]) for i in range(c) for j in range(c) if i != j)
+
+
+def test_a_folder_of_per_participant_files_loads_in_the_data_panel(make_window, qtbot, tmp_path):
+    folder = tmp_path / "jspsych"
+    folder.mkdir()
+    for who in ("ann", "ben", "cat"):
+        (folder / f"{who}.csv").write_text(
+            '"trial_type","stimulus","response","rt"\n"html-keyboard-response","<p>Press 1 to start</p>","1","900"\n'
+            + "".join(f'"image-button-response","img/s{i}.png","{i % 3}","{500 + i}"\n' for i in range(5)))
+    w = make_window()
+    w.data.classes_edit.setText("deer,cat,dog")
+    job = w.data.load(folder)
+    qtbot.waitUntil(lambda: not job.is_running(), timeout=30_000)
+    t = w.session.trials
+    assert t is not None and t.classes == ("deer", "cat", "dog")
+    assert sorted(t.df["participant"].unique()) == ["ann", "ben", "cat"]
+    assert t.report.rows_used == 15 and t.report.rejected_by_kind() == {"not a response trial": 3}
+    assert "response_class" in w.data.trials_model.frame().columns
+    assert set(w.data.trials_model.frame()["response_class"]) == {"deer", "cat", "dog"}
