@@ -312,16 +312,32 @@ def finish(parts: Sequence[Part], contexts: Sequence[Context], classes: tuple[st
 
     rt_ms = np.full(n, np.nan)
     if m.rt is not None:
-        factor = _rt_unit(m.rt_unit, cat["rt"][rej.ok], m.rt, notes)
+        factor = np.ones(n)
+        if len(contexts) == 1:
+            factor[:] = _rt_unit(m.rt_unit, cat["rt"][rej.ok], m.rt, notes)
+        else:  # the unit is decided per file: one lab's files may be in seconds, another's in ms
+            per_file: dict[str, list[str]] = {}
+            for ctx in contexts:
+                mask = file_of == ctx.file
+                if ctx.layout.mapping.rt is None:
+                    continue
+                said: list[str] = []
+                factor[mask] = _rt_unit(ctx.layout.mapping.rt_unit, cat["rt"][mask & rej.ok],
+                                        ctx.layout.mapping.rt, said)
+                for x in said:
+                    per_file.setdefault(x.split(": its median")[0].split(" (median")[0], []).append(ctx.file)
+            for what, names in per_file.items():
+                notes.append(f"{what}: {len(names)} file(s)" + ("" if len(names) > 3 else f" ({', '.join(names)})"))
         value = cat["rt"] * factor
-        unit = " ms" if factor == 1.0 else " s"
+        unit = np.where(factor == 1.0, " ms", " s")
         texts = cat["rt_text"]
         with np.errstate(invalid="ignore"):
             rej.add(np.isinf(value), "non-finite rt", "rt", texts, " is not finite")
-            rej.add(value < 0, "negative rt", "negative rt", texts, unit)
-            rej.add(value == 0, "zero rt", "rt", texts, f"{unit} is zero (no real answer is that fast)")
+            u = " s" if (unit == " s").all() else (" ms" if (unit == " ms").all() else "")
+            rej.add(value < 0, "negative rt", "negative rt", texts, u)
+            rej.add(value == 0, "zero rt", "rt", texts, f"{u} is zero (no real answer is that fast)")
             rej.add(value > max_rt_ms, "implausible rt", "rt", texts,
-                    f"{unit} is implausibly long (> {max_rt_ms:g} ms)")
+                    f"{u} is implausibly long (> {max_rt_ms:g} ms)")
         rt_ms = value
         commas = sum(c.decimal_commas for c in contexts)
         if commas:

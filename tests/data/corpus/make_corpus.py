@@ -213,6 +213,9 @@ case("folder_mixed", {
     "good.csv": BASIC, "reordered.csv": "response,stimulus,participant\n5,c.png,p3\n",
     "broken.csv": b"\x00\x01binary\x00" * 10}, "loads", used=3, set_aside={},
     notes=["1 of 3 files refused", "binary data"], files_refused=1)
+case("folder_rt_units_per_file", {
+    "lab_seconds.csv": f"{H},rt\np1,a,1,0.5\np1,b,2,0.7\n", "lab_ms.csv": f"{H},rt\np2,a,1,500\np2,b,2,700\n"},
+    "loads", used=4, set_aside={}, notes=["read as SECONDS and converted to milliseconds: 1 file(s)"], rt_max=700.0)
 case("folder_all_refused", {"a.csv": "", "b.csv": f"{H}\n"}, "refused",
      message=["none of the 2 files could be read"])
 # ---- made by the test (git cannot hold them)
