@@ -132,6 +132,13 @@ class Context:
     synthetic_flags: list[bool] = field(default_factory=list)
     decimal_commas: int = 0
     rows_total: int = 0
+    max_rt_ms: float = 3_600_000.0
+    pool: dict = field(default_factory=dict)  # one string object per distinct participant/stimulus
+
+    def shared(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (distinct strings of a block) as the objects already seen in earlier blocks."""
+        pool = self.pool
+        return np.asarray([pool.setdefault(v, v) for v in values], dtype=object)
 
 
 @dataclass
@@ -238,12 +245,12 @@ def validate_block(raw: _Raw, ctx: Context) -> Part:
     ok = rej.ok
     bad = ~ok
     out = {
-        "participant": part.values[ok],
-        "stimulus": stim_col.take(stim_keys.to_numpy(dtype=object))[ok],
+        "participant": part.take(ctx.shared(part.uniques.to_numpy(dtype=object)))[ok],
+        "stimulus": stim_col.take(ctx.shared(stim_keys.to_numpy(dtype=object)))[ok],
         "response": resp.values[ok],
         "index_first": index_first[ok],
         "rt": rt_num[ok],
-        "rt_text": cols["rt"].values[ok] if "rt" in cols else np.full(int(ok.sum()), "", dtype=object),
+        "rt_text": _suspect_rt_text(cols.get("rt"), rt_num, ctx.max_rt_ms)[ok],
         "is_train": flags.get("is_train", np.full(n, np.nan))[ok],
         "is_catch": flags.get("is_catch", np.full(n, np.nan))[ok],
         "catch_by_type": catch_by_type[ok],
@@ -254,6 +261,15 @@ def validate_block(raw: _Raw, ctx: Context) -> Part:
     rejected = list(raw.rejected) + list(zip(lines[bad].tolist(), rej.kind[bad].tolist(),
                                              rej.reason[bad].tolist(), strict=True))
     return Part(ctx.file, out, rejected)
+
+
+def _suspect_rt_text(col: _Col | None, rt: np.ndarray, max_rt_ms: float) -> np.ndarray:
+    """The rt text of rows that may yet be set aside for their rt (for the reason); '' elsewhere."""
+    if col is None:
+        return np.full(len(rt), "", dtype=object)
+    with np.errstate(invalid="ignore"):
+        suspect = ~np.isfinite(rt) | (rt <= 0) | (rt > max_rt_ms / 1000.0)
+    return np.where(suspect, col.values, "")
 
 
 def _rt_unit(unit: str, rt: np.ndarray, col: str, notes: list[str]) -> float:

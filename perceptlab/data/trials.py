@@ -114,7 +114,7 @@ def _layout(frame: pd.DataFrame, mapping: ColumnMapping | None, source: str) -> 
 
 
 def _contexts(path: Path, mapping: ColumnMapping | None, sep: str | None, encoding: str | None,
-              several: bool, block_chars: int | None):
+              several: bool, block_chars: int | None, max_rt_ms: float = DEFAULT_MAX_RT_MS):
     """Validate one file block by block: (context, parts, first raw)."""
     kwargs = {} if block_chars is None else {"block_chars": block_chars}
     chunks = read_chunks(path, sep, encoding, **kwargs)
@@ -133,7 +133,7 @@ def _contexts(path: Path, mapping: ColumnMapping | None, sep: str | None, encodi
             raise
         own_participant = True
         layout = _layout(_with_participant(first, path.stem).frame, None, str(path))
-    ctx = Context(layout, str(path), decimal_comma=first.delimiter not in (",", None))
+    ctx = Context(layout, str(path), decimal_comma=first.delimiter not in (",", None), max_rt_ms=max_rt_ms)
     if js6:
         ctx.notes.append(js6)
     if own_participant:
@@ -170,14 +170,14 @@ def load_trials(path: str | Path | Sequence[str | Path], mapping: ColumnMapping 
     files, notes = trial_files(path)
     several = len(files) > 1 or (isinstance(path, (str, Path)) and Path(path).is_dir())
     if not several:
-        ctx, parts, first = _contexts(files[0], mapping, sep, encoding, False, block_chars)
+        ctx, parts, first = _contexts(files[0], mapping, sep, encoding, False, block_chars, max_rt_ms)
         info = {"encoding": first.encoding, "delimiter": first.delimiter,
                 "file_format": first.file_format, "notes": notes}
         return finish(parts, [ctx], classes, str(files[0]), max_rt_ms, info)
     contexts, parts, failed, firsts = [], [], [], []
     for f in files:
         try:
-            ctx, p, first = _contexts(f, mapping, sep, encoding, True, block_chars)
+            ctx, p, first = _contexts(f, mapping, sep, encoding, True, block_chars, max_rt_ms)
         except PerceptLabError as exc:
             failed.append({"file": str(f), "rows_total": 0, "rows_used": 0, "rows_rejected": 0,
                            "error": str(exc)})
@@ -215,7 +215,7 @@ def trials_from_frame(frame: pd.DataFrame, mapping: ColumnMapping | None = None,
     raw.frame.columns = [str(c).strip() for c in raw.frame.columns]
     js6 = jspsych6_response(raw.frame)
     layout = _layout(raw.frame, mapping, source)
-    ctx = Context(layout, source, decimal_comma=False)
+    ctx = Context(layout, source, decimal_comma=False, max_rt_ms=max_rt_ms)
     ctx.notes += ([js6] if js6 else []) + list(layout.notes)
     part = validate_block(raw, ctx)
     return finish([part], [ctx], classes, source, max_rt_ms,
