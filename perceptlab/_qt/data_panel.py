@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QTableView,
@@ -29,7 +30,7 @@ from perceptlab._qt.workers import Job
 from perceptlab.data.trials import load_trials
 from perceptlab.errors import PerceptLabError
 
-TRIAL_FILTER = "Trial tables (*.csv *.tsv *.txt *.jsonl *.ndjson *.json);;All files (*)"
+TRIAL_FILTER = ("Trial tables (*.csv *.tsv *.txt *.jsonl *.ndjson *.json *.gz);;All files (*)")
 UNKNOWN_LAYOUT = "no known trial-table layout"
 
 
@@ -56,6 +57,21 @@ def _fit_columns(view: QTableView, sample: int = 200) -> None:
         view.setColumnWidth(c, min(420, max(fm.horizontalAdvance(t) for t in texts) + 24))
 
 
+def _with_class_names(table):
+    """The trials with the class names beside the class indices (response, true_label)."""
+    import numpy as np  # noqa: PLC0415
+
+    df = table.df.copy()
+    names = np.asarray(table.classes, dtype=object)
+    df.insert(df.columns.get_loc("response") + 1, "response_class", names[df["response"].to_numpy()])
+    tl = df["true_label"]
+    known = tl.notna().to_numpy()
+    true_class = np.full(len(df), None, dtype=object)
+    true_class[known] = names[tl[known].to_numpy(dtype=np.int64)]
+    df.insert(df.columns.get_loc("true_label") + 1, "true_class", true_class)
+    return df
+
+
 class DataPanel(QWidget):
     message = Signal(str)
     trialsLoaded = Signal(str)  # path
@@ -68,10 +84,20 @@ class DataPanel(QWidget):
         self.last_dir = Path.home()
         open_button = QPushButton("Open trial file…")
         open_button.clicked.connect(self.open_dialog)
+        folder_button = QPushButton("Open folder…")
+        folder_button.setToolTip("read every trial file of a folder (e.g. one jsPsych file per participant)")
+        folder_button.clicked.connect(self.open_folder_dialog)
         self.mapping_button = QPushButton("Column mapping…")
         self.mapping_button.setEnabled(False)
         self.mapping_button.clicked.connect(self.edit_mapping)
         self.path_label = QLabel("No trial file loaded — open one or drop it on the window.")
+        self.classes_edit = QLineEdit()
+        self.classes_edit.setPlaceholderText("from the file")
+        self.classes_edit.setToolTip(
+            "the study's class names in class-index order, comma separated (e.g. cat,dog,deer); "
+            "empty: the response names in the file (alphabetical), or the digits 0-9 when the "
+            "responses are indices. Applies to the next load (press Enter to reload).")
+        self.classes_edit.returnPressed.connect(self.reload)
         self.catch = QDoubleSpinBox()
         self.catch.setRange(0.0, 1.0)
         self.catch.setSingleStep(0.05)
@@ -86,8 +112,11 @@ class DataPanel(QWidget):
         self.apply_button.setEnabled(False)
         top = QHBoxLayout()
         top.addWidget(open_button)
+        top.addWidget(folder_button)
         top.addWidget(self.mapping_button)
         top.addWidget(self.path_label, 1)
+        top.addWidget(QLabel("Classes"))
+        top.addWidget(self.classes_edit)
         top.addWidget(QLabel("Exclude at catch accuracy ≤"))
         top.addWidget(self.catch)
         top.addWidget(QLabel("Min responses per stimulus"))
@@ -133,12 +162,33 @@ class DataPanel(QWidget):
         if path:
             self.load(Path(path))
 
+    def open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of trial files", str(self.last_dir))
+        if path:
+            self.load(Path(path))
+
+    def classes(self) -> list[str] | None:
+        """The class names typed in the Classes box (None: from the file)."""
+        text = self.classes_edit.text().strip()
+        return [c.strip() for c in text.split(",")] if text else None
+
+    def reload(self) -> Job | None:
+        if self.session.trials_path is None:
+            return None
+        return self.load(self.session.trials_path, self.session.mapping)
+
     def load(self, path: Path, mapping=None) -> Job:
         path = Path(path)
-        self.last_dir = path.parent
+        self.last_dir = path if path.is_dir() else path.parent
         if self.load_job is not None and self.load_job.is_running():
+            self.load_job.disconnect_all()
             self.load_job.cancel()
-        job = Job(load_trials, path, mapping, name="load-trials", parent=self)
+        if self.analysis_job is not None and self.analysis_job.is_running():
+            self.analysis_job.disconnect_all()
+            self.analysis_job.cancel()
+        self.session.analysis_failure = f"loading {path.name}…"
+        self.session.set_analysis(None)  # never leave the previous data's plots up while loading
+        job = Job(load_trials, path, mapping, self.classes(), name="load-trials", parent=self)
         job.returned.connect(lambda table: self._loaded(table, path, mapping))
         job.errored.connect(lambda exc: self._load_failed(exc, path))
         self.load_job = job.start()
@@ -146,6 +196,7 @@ class DataPanel(QWidget):
         return job
 
     def _loaded(self, table, path: Path, mapping) -> None:
+        self.session.analysis_failure = None
         self.session.set_trials(table, path, mapping)
         rep = table.report
         self.message.emit(f"Loaded {path.name}: {rep.rows_used} of {rep.rows_total} rows used, "
@@ -154,6 +205,12 @@ class DataPanel(QWidget):
         self.reanalyse()
 
     def _load_failed(self, exc: BaseException, path: Path) -> None:
+        # the previous data set is unloaded: nothing on screen may pass for this file's results
+        self.session.analysis_failure = f"{path.name} could not be loaded: {exc}"
+        self.session.set_trials(None, None)
+        self.report_label.setText(f"<b>{html.escape(str(path))}</b> could not be loaded:<br>"
+                                  + html.escape(str(exc)))
+        self.rejected_model.clear()
         if isinstance(exc, PerceptLabError) and UNKNOWN_LAYOUT in exc.message:
             self.message.emit(f"{path.name}: layout not recognised — map its columns.")
             self.ask_mapping(path, problem=exc.message)
@@ -194,16 +251,20 @@ class DataPanel(QWidget):
                   min_responses=opts["min_responses"], k=opts["k"], bins=opts["bins"], name="analyse", parent=self)
         job.returned.connect(self._analysed)
         job.errored.connect(self._analysis_failed)
+        self.session.analysis_failure = None
+        self.session.set_analysis(None)  # the plots say "analysing…" until the new result is in
         self.analysis_job = job.start()
         self.message.emit("Analysing the trials…")
         return job
 
     def _analysed(self, analysis) -> None:
+        self.session.analysis_failure = None
         self.session.set_analysis(analysis)
         self.message.emit("Analysis ready" + (f" ({len(analysis.skipped)} parts skipped — see Analysis)"
                                               if analysis.skipped else "") + ".")
 
     def _analysis_failed(self, exc) -> None:
+        self.session.analysis_failure = f"the analysis failed: {exc}"
         self.session.set_analysis(None)
         self.message.emit("The analysis failed.")
         show_error(self, "Analysis failed", exc)
@@ -219,7 +280,8 @@ class DataPanel(QWidget):
         self.mapping_button.setEnabled(table is not None)
         self.apply_button.setEnabled(table is not None)
         if table is None:
-            self.trials_model.set_frame(self.trials_model.frame().iloc[0:0])
+            self.trials_model.clear()
+            self.path_label.setText("No trial file loaded — open one or drop it on the window.")
             return
         rep = table.report
         self.path_label.setText(f"<b>{html.escape(Path(rep.source).name)}</b>"
@@ -230,19 +292,21 @@ class DataPanel(QWidget):
         self.report_label.setText(
             f"<b>{html.escape(rep.source)}</b><br>layout <b>{html.escape(rep.layout)}</b>, {html.escape(rep.file_format)}, "
             f"{html.escape(rep.encoding)}<br><b>{rep.rows_used}</b> of {rep.rows_total} rows used, "
-            f"<b>{rep.rows_rejected}</b> rejected; {rep.n_participants} participants, {rep.n_stimuli} stimuli<br>"
+            f"<b>{rep.rows_rejected}</b> set aside; {rep.n_participants} participants, {rep.n_stimuli} stimuli<br>"
+            f"{len(table.classes)} classes ({html.escape(', '.join(table.classes[:12]))}"
+            f"{', …' if len(table.classes) > 12 else ''}) from {html.escape(rep.classes_from)}<br>"
             + (f"<ul>{kinds}</ul>" if kinds else "") + (f"Notes:<ul>{notes}</ul>" if notes else "")
         )
         self.rejected_model.set_frame(rep.rejected)
-        self.trials_model.set_frame(table.df)
+        self.trials_model.set_frame(_with_class_names(table))
         for view in (self.rejected_view, self.trials_view):
             _fit_columns(view)
 
     def _show_analysis(self) -> None:
         a = self.session.analysis
         if a is None:
-            self.participants_model.set_frame(self.participants_model.frame().iloc[0:0])
-            self.exclusion_label.setText("")
+            self.participants_model.clear()
+            self.exclusion_label.setText(html.escape(getattr(self.session, "analysis_failure", None) or ""))
             return
         self.participants_model.set_frame(a.participants)
         _fit_columns(self.participants_view)

@@ -34,9 +34,9 @@ def file_columns(path: str | Path) -> list[str]:
     """The column names of a trial file, read the way ``load_trials`` reads it."""
     path = Path(path)
     try:  # the loader's own reader, so that delimiter sniffing and JSON lines agree with it
-        from perceptlab.data.trials import _read_raw  # noqa: PLC0415
+        from perceptlab.data.trial_reading import read_columns  # noqa: PLC0415
 
-        return [str(c) for c in _read_raw(path, None, None).frame.columns]
+        return [str(c) for c in read_columns(path)]
     except ImportError:  # pragma: no cover - the reader moved; fall back to pandas
         import pandas as pd  # noqa: PLC0415
 
@@ -78,6 +78,7 @@ class MappingDialog(QDialog):
         self.rt_unit = QComboBox()
         self.rt_unit.addItem("milliseconds", "ms")
         self.rt_unit.addItem("seconds", "s")
+        self.rt_unit.addItem("infer from the values (median < 20: seconds)", "auto")
         form.addRow("RT unit", self.rt_unit)
         save = QPushButton("Save mapping as JSON…")
         save.clicked.connect(self._save)

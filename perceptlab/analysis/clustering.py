@@ -8,6 +8,11 @@ listed; the remaining missing pairs get the mean observed distance, and their nu
 Clusters come from average-linkage hierarchical clustering of 1 - agreement, with k chosen by the
 silhouette (or given). Model predictions can join as pseudo-participants: any table with
 ``participant, stimulus, response`` works.
+
+A best silhouette below :data:`MIN_SILHOUETTE` (0.25, the usual floor of "weak structure" in
+Kaufman & Rousseeuw's reading of silhouettes) is reported as *no reliable cluster structure*: the
+result keeps the matrix and the silhouette per k, but ``reliable`` is False and no cluster labels
+are handed on (a k given explicitly is kept, with the same warning).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
 from scipy.spatial.distance import squareform
 
 from perceptlab.errors import PerceptLabError
+
+MIN_SILHOUETTE = 0.25
+"""Below this best silhouette the participants have no reliable cluster structure."""
 
 
 @dataclass
@@ -94,13 +102,27 @@ class ClusterResult:
     imputed_distance: float | None
     min_overlap: int
     notes: list[str] = field(default_factory=list)
+    reliable: bool = True
+    k_given: bool = False
+
+    @property
+    def verdict(self) -> str:
+        """One line: k clusters, or no reliable cluster structure, with the silhouette and the rule."""
+        if self.reliable:
+            return f"k = {self.k} clusters (silhouette {self.silhouette:.2f} >= {MIN_SILHOUETTE:g})"
+        if self.k_given:
+            return (f"k = {self.k} as asked, but silhouette {self.silhouette:.2f} < {MIN_SILHOUETTE:g}: "
+                    "no reliable cluster structure")
+        return (f"no reliable cluster structure (best silhouette {self.silhouette:.2f} at k = {self.k}, "
+                f"below {MIN_SILHOUETTE:g})")
 
     def sizes(self) -> dict[int, int]:
         return {int(k): int(v) for k, v in self.labels.value_counts().sort_index().items()}
 
     def to_dict(self) -> dict:
         return {
-            "k": self.k, "silhouette": self.silhouette,
+            "k": self.k, "silhouette": self.silhouette, "reliable": self.reliable,
+            "min_silhouette": MIN_SILHOUETTE, "verdict": self.verdict,
             "silhouette_by_k": {str(k): v for k, v in self.silhouette_by_k.items()},
             "sizes": {str(k): v for k, v in self.sizes().items()},
             "participants_clustered": int(len(self.labels)),
@@ -174,6 +196,10 @@ def cluster_participants(trials: pd.DataFrame, k: int | None = None,
     if n_missing:
         notes.append(f"{n_missing} of {n_pairs} pairs share fewer than {min_overlap} stimuli; "
                      f"their distance is the mean observed distance ({imputed:.3f})")
+    reliable = bool(by_k[best] >= MIN_SILHOUETTE)
+    if not reliable:
+        notes.append(f"best silhouette {by_k[best]:.3f} is below {MIN_SILHOUETTE:g}: no reliable "
+                     "cluster structure; participants are not assigned to clusters")
     if agr.repeats_ignored:
         notes.append(f"{agr.repeats_ignored} repeated participant–stimulus trials: first response used")
     return ClusterResult(
@@ -183,5 +209,6 @@ def cluster_participants(trials: pd.DataFrame, k: int | None = None,
         order=[str(x) for x in names[leaves]],
         ordered_agreement=a[np.ix_(keep[leaves], keep[leaves])],
         boundaries=boundaries, left_out=left_out, n_pairs=n_pairs, n_pairs_missing=n_missing,
-        imputed_distance=imputed, min_overlap=min_overlap, notes=notes,
+        imputed_distance=imputed, min_overlap=min_overlap, notes=notes, reliable=reliable,
+        k_given=k is not None,
     )

@@ -53,7 +53,8 @@ def participant_summary(trials: pd.DataFrame, exclusions: ExclusionResult,
     rt = non_catch.groupby("participant")["rt_ms"]
     out["mean_rt_ms"] = rt.mean()
     out["median_rt_ms"] = rt.median()
-    out["cluster"] = (clusters.labels.reindex(out.index).astype("Int64") if clusters is not None
+    out["cluster"] = (clusters.labels.reindex(out.index).astype("Int64")
+                      if clusters is not None and (clusters.reliable or clusters.k_given)
                       else pd.array([pd.NA] * len(out), dtype="Int64"))
     out.index.name = "participant"
     return out

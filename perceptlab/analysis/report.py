@@ -33,17 +33,33 @@ from perceptlab.data.trial_layouts import ColumnMapping
 from perceptlab.data.trials import (
     StimulusIndex,
     TrialTable,
-    load_manifest,
     load_stimulus_images,
     load_trials,
     resolve_stimuli,
 )
+from perceptlab.data.trial_stimuli import library_stimuli
 from perceptlab.errors import PerceptLabError
 
 Predictor = Callable[[str, np.ndarray], np.ndarray]
 """``predict(model_name, images) -> probabilities``: images (N, 28, 28) uint8, output (N, n_classes)."""
 
-NO_STIMULI = "no --library/--images given"
+CLI_CONTROLS = {
+    "library": "--library or --images", "model": "--model", "catch_threshold": "--catch-threshold",
+    "min_responses": "--min-responses", "min_overlap": "--min-overlap", "k": "--k",
+    "classes": "--classes",
+}
+"""How the user sets each option, named in messages; the app passes its own controls' names."""
+
+
+def _zoo_mismatch(classes: Sequence[str]) -> str | None:
+    """Why the zoo's digit classifiers cannot be compared with this class set (None: they can)."""
+    from perceptlab import CLASSES  # noqa: PLC0415
+
+    if tuple(classes) == CLASSES:
+        return None
+    shown = ", ".join(classes[:6]) + (", …" if len(classes) > 6 else "")
+    return (f"the study's classes ({shown}; {len(classes)} classes) are not the ten digits 0-9 that "
+            "the classifier zoo and the library's target pairs use")
 
 
 @dataclass
@@ -100,6 +116,14 @@ class Analysis:
                 "stimuli_analysed": int(self.choices.per_stimulus["included"].sum()),
             },
             "validation": {**rep.to_dict(), "summary": rep.summary()},
+            "decisions": {
+                "classes": f"{len(self.table.classes)} classes from {rep.classes_from}",
+                "catch_trials": next((n for n in rep.notes if n.startswith("catch trials:")), None),
+                "true_label": next((n for n in rep.notes if n.startswith("true_label read")), None),
+                "rt_unit": next((n for n in rep.notes if "rt column" in n or n.startswith("rt from")),
+                                None),
+                "clusters": self.clusters.verdict if self.clusters is not None else None,
+            },
             "exclusions": ex.to_dict(),
             "entropy": self.choices.to_dict(),
             "outcomes": self.outcomes.to_dict() if self.outcomes is not None else None,
@@ -133,7 +157,7 @@ class Analysis:
                 f"{k} {o[k]:.1%}" for k in OUTCOMES if o[k] is not None) + f" (n = {o['n']})")
         lines.append(f"RT–entropy: {self.rt.spearman}")
         if self.clusters is not None:
-            lines.append(f"clusters: k = {self.clusters.k}, silhouette {self.clusters.silhouette:.3f}")
+            lines.append(f"clusters: {self.clusters.verdict}")
         for name, r in self.model_human.items():
             lines.append(f"model–human entropy ({name}): {r.spearman}")
         if self.stimuli is not None:
@@ -160,21 +184,42 @@ def _json_safe(value):
     return value
 
 
+def _nothing_left(table: TrialTable, ex: ExclusionResult, controls: dict) -> PerceptLabError:
+    """Why no trial is left after exclusions, with the control that changes it."""
+    df = table.df
+    n_catch = int(df["is_catch"].sum())
+    source = table.report.source
+    if n_catch == len(df):
+        return PerceptLabError(
+            f"{source}: all {len(df)} trials are catch trials, and catch trials are not analysed",
+            fix="check how catch trials are marked (an is_catch column or a catch trial type)")
+    return PerceptLabError(
+        f"{source}: no trials left to analyse: all {len(ex.catch)} participants are excluded at "
+        f"catch accuracy <= {ex.threshold:g} ({n_catch} catch trials scored against true_label)",
+        fix=f"check the catch trials' true_label values, or lower {controls['catch_threshold']}")
+
+
 def analyze_table(table: TrialTable, *, stimuli: StimulusIndex | None = None,
                   models: Sequence[str] = (), predict: Predictor | None = None,
                   min_responses: int = 3, catch_threshold: float = 0.7, k: int | None = None,
-                  min_overlap: int = 5, bins: int = 20) -> Analysis:
-    """Run every analysis the inputs allow; record in ``skipped`` what could not run and why."""
+                  min_overlap: int = 5, bins: int = 20, controls: dict | None = None) -> Analysis:
+    """Run every analysis the inputs allow; record in ``skipped`` what could not run and why.
+
+    ``controls`` names how the user sets each option in messages (default: the CLI flags,
+    :data:`CLI_CONTROLS`)."""
+    controls = {**CLI_CONTROLS, **(controls or {})}
     classes = table.classes
     skipped: dict[str, str] = {}
     ex = apply_exclusions(table.df, catch_threshold, min_responses)
     if ex.trials.empty:
-        raise PerceptLabError(
-            f"{table.report.source}: no trials left to analyse after exclusions "
-            f"({len(ex.excluded)} participants excluded, catch trials removed)",
-            fix="check the catch trials' true_label values or lower --catch-threshold",
-        )
+        raise _nothing_left(table, ex, controls)
     choices = choice_summary(ex.trials, classes, min_responses, bins)
+    few = None
+    if choices.included.empty:
+        most = int(choices.per_stimulus["n"].max()) if len(choices.per_stimulus) else 0
+        few = (f"no stimulus has at least {min_responses} responses (the most any has is {most}); "
+               f"lower {controls['min_responses']}")
+        skipped["entropy"] = few
     entropy = choices.entropy
     rt = rt_entropy(ex.trials, entropy)
     if not table.has_rt:
@@ -183,26 +228,36 @@ def analyze_table(table: TrialTable, *, stimuli: StimulusIndex | None = None,
     try:
         clusters = cluster_participants(ex.trials, k=k, min_overlap=min_overlap)
     except PerceptLabError as exc:
-        skipped["clusters"] = str(exc)
+        skipped["clusters"] = str(exc).replace("(--min-overlap)", f"({controls['min_overlap']})")
     participants = participant_summary(table.df, ex, clusters, len(classes))
 
     outcomes = None
-    if stimuli is None:
-        skipped["outcomes"] = NO_STIMULI + " (target pairs come from the library's manifest.csv)"
+    mismatch = _zoo_mismatch(classes)
+    no_stimuli = f"no stimulus library or image folder given ({controls['library']})"
+    if few is not None:
+        skipped["outcomes"] = few
+    elif stimuli is None:
+        skipped["outcomes"] = no_stimuli + ": target pairs come from the library"
+    elif mismatch is not None and not stimuli.pairs().empty:
+        skipped["outcomes"] = mismatch + ": outcomes are not computed"
     else:
         pairs = stimuli.pairs()
         included = choices.included
         if pairs.index.intersection(included.index).empty:
             skipped["outcomes"] = ("no analysed stimulus has a target pair (class_a, class_b); "
-                                   "pairs come from a library's manifest.csv (--library)")
+                                   f"pairs come from a stimulus library ({controls['library']})")
         else:
             outcomes = guidance_outcomes(included, pairs, classes)
 
     model_human: dict[str, ModelHumanResult] = {}
-    if stimuli is None:
-        skipped["model_human"] = NO_STIMULI
+    if few is not None:
+        skipped["model_human"] = few
+    elif mismatch is not None:
+        skipped["model_human"] = mismatch + ": model–human agreement is not computed"
+    elif stimuli is None:
+        skipped["model_human"] = no_stimuli
     elif not models:
-        skipped["model_human"] = "no --model given"
+        skipped["model_human"] = f"no classifier chosen ({controls['model']})"
     elif predict is None:
         skipped["model_human"] = "no model probability source (predict) given"
     else:
@@ -283,13 +338,12 @@ def _figures(analysis: Analysis, out_dir: Path) -> list[Path]:
         np.fill_diagonal(shown, np.nan)
         im = ax.imshow(np.ma.masked_invalid(shown), interpolation="nearest",
                        cmap=colormaps["viridis"].with_extremes(bad="#cccccc"))
-        for b in cl.boundaries:
+        for b in cl.boundaries if cl.reliable or cl.k_given else ():
             ax.axhline(b - 0.5, color="white", lw=0.8)
             ax.axvline(b - 0.5, color="white", lw=0.8)
         ax.set_xlabel("participants (dendrogram order)")
         ax.set_ylabel("participants (dendrogram order)")
-        ax.set_title(_title(analysis, f"Pairwise agreement, k = {cl.k} "
-                                      f"(silhouette {cl.silhouette:.2f})"), fontsize=9)
+        ax.set_title(_title(analysis, f"Pairwise agreement: {cl.verdict}"), fontsize=9)
         fig.colorbar(im, ax=ax, label="agreement (grey: self or too little overlap)")
         written += _save(fig, out_dir, "agreement_matrix")
 
@@ -366,17 +420,33 @@ def write_report(analysis: Analysis, out_dir: str | Path) -> list[Path]:
     return written
 
 
-def run_report(trials_path: str | Path, out_dir: str | Path, *, library: str | Path | None = None,
+def check_out_dir(out_dir: str | Path) -> Path:
+    """The output folder, refused when it names an existing file (or cannot be made)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise PerceptLabError(f"--out {out} is an existing file, not a folder",
+                              fix="name a new or existing folder for the report")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PerceptLabError(f"cannot create the output folder {out}: {exc.strerror}",
+                              fix="name a folder you can write to") from None
+    return out
+
+
+def run_report(trials_path: str | Path | Sequence[str | Path], out_dir: str | Path, *, library: str | Path | None = None,
                images: str | Path | None = None, models: Sequence[str] = (),
                predict: Predictor | None = None, classes: Sequence[str] | None = None,
                mapping: ColumnMapping | str | Path | None = None, encoding: str | None = None,
                min_responses: int = 3, catch_threshold: float = 0.7, k: int | None = None,
                min_overlap: int = 5, bins: int = 20) -> tuple[Analysis, list[Path]]:
-    """Load a trial file, resolve its stimuli, analyse and write the report."""
+    """Load trial files (a file, several, or a folder), resolve the stimuli against the library's
+    database (or an image folder), analyse and write the report."""
+    check_out_dir(out_dir)
     table = load_trials(trials_path, mapping, classes, encoding=encoding)
     stimuli = None
     if library is not None or images is not None:
-        manifest = load_manifest(library) if library is not None else None
+        manifest = library_stimuli(library) if library is not None else None
         stimuli = resolve_stimuli(table, manifest, images)
     analysis = analyze_table(table, stimuli=stimuli, models=models, predict=predict,
                              min_responses=min_responses, catch_threshold=catch_threshold, k=k,

@@ -22,15 +22,16 @@ def _classes(text: str | None) -> list[str] | None:
     names = [c.strip() for c in text.split(",")]
     if any(not c for c in names):
         raise PerceptLabError(f"--classes {text!r} has an empty class name",
-                              fix="list the class names separated by commas, e.g. 0,1,2")
+                              fix="list the class names separated by commas, e.g. cat,dog,deer")
     return names
 
 
 def run(args: argparse.Namespace) -> int:
     from perceptlab.analysis.report import run_report  # noqa: PLC0415
 
+    trials = args.trials[0] if len(args.trials) == 1 else args.trials
     analysis, written = run_report(
-        args.trials, args.out, library=args.library, images=args.images, models=args.model or (),
+        trials, args.out, library=args.library, images=args.images, models=args.model or (),
         predict=_predict, classes=_classes(args.classes), mapping=args.mapping,
         encoding=args.encoding, min_responses=args.min_responses,
         catch_threshold=args.catch_threshold, k=args.k, min_overlap=args.min_overlap, bins=args.bins,
@@ -47,13 +48,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a column mapping), apply exclusions and write summary.json, per-stimulus and "
         "per-participant tables, rejected rows and figures.",
     )
-    p.add_argument("trials", help="trial file (CSV, TSV, JSON lines or JSON array)")
+    p.add_argument("trials", nargs="+",
+                   help="trial file(s) or a folder of them (CSV, TSV, JSON lines, JSON array; .gz too); "
+                   "each file is accounted for in the report")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--library", help="stimulus library folder (manifest.csv, images/)")
+    where.add_argument("--library", help="stimulus library folder (library.sqlite, images/); its "
+                       "database is read, not a hand-edited manifest.csv")
     where.add_argument("--images", help="plain folder of stimulus images (no target pairs)")
     p.add_argument("--model", nargs="+", action="extend", metavar="NAME",
                    help="classifier(s) for model-human entropy agreement (needs --library/--images)")
-    p.add_argument("--classes", help="class names in class-index order, comma separated (default 0..9)")
+    p.add_argument("--classes", help="class names in class-index order, comma separated (default: "
+                   "the response names in the file, in alphabetical order, or the digits 0..9 when "
+                   "responses are indices)")
     p.add_argument("--mapping", help="column mapping JSON for other layouts")
     p.add_argument("--encoding", help="text encoding of the trial file when it is not UTF-8")
     p.add_argument("--min-responses", type=int, default=3,

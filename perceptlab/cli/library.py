@@ -83,6 +83,11 @@ def _info(args: argparse.Namespace) -> int:
     if transfer:
         parts = ", ".join(f"{n} {v['confirmed']}/{v['n']} ({v['rate']:.0%})" for n, v in transfer.items())
         print(f"  observer transfer of stimuli that passed the filter: {parts}")
+    missing = info.get("missing_images", [])
+    if missing:
+        print(f"  MISSING IMAGES: {len(missing)} stimuli have no images/<id>.png "
+              f"({', '.join(missing[:10])}{', …' if len(missing) > 10 else ''})")
+        return 1
     return 0
 
 

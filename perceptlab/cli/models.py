@@ -16,6 +16,9 @@ def run(args: argparse.Namespace) -> int:
 
     reg = default_registry()
     entries = reg.entries()
+    problems = reg.problems()
+    for path, why in problems:
+        print(f"broken user model {path.name} ({path.parent}): {why} — not listed below")
     if not entries:
         print(f"no models found in {reg.builtin_dir} or {reg.user_dir}")
         return 1

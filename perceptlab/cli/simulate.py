@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         stimuli=manifest["file"].astype(str).tolist(),
     )
     out = Path(args.out)
+    if out.is_dir():
+        raise PerceptLabError(f"--out {out} is a folder; it names the trials CSV to write",
+                              fix=f"name a file, e.g. --out {out / 'trials.csv'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     truth_csv = out.with_name(f"{out.stem}_truth.csv")
     truth_json = out.with_name(f"{out.stem}_truth.json")

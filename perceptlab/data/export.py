@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,17 +100,50 @@ def export_jspsych(
 
 # --------------------------------------------------------------------------- shared steps
 
+_SAFE_ID = re.compile(r"^s\d{6,}$")
+
+
+def image_problem(path: Path) -> str | None:
+    """Why ``path`` is not a library stimulus image (28x28 8-bit grayscale PNG); None when it is."""
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+    try:
+        with Image.open(path) as img:
+            fmt, size, mode = img.format, img.size, img.mode
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return f"not a readable image ({type(exc).__name__})"
+    if fmt != "PNG":
+        return f"a {fmt} file, not PNG"
+    if size != (28, 28):
+        return f"{size[0]}x{size[1]} pixels, not 28x28"
+    if mode != "L":
+        return f"mode {mode}, not 8-bit grayscale (L)"
+    return None
+
 
 def _select(library: StimulusLibrary, status: str | None) -> list[Stimulus]:
     if status is not None and status not in STATUSES:
         raise PerceptLabError(f"unknown status {status!r}", f"use one of: {', '.join(STATUSES)}")
     records = library.records(status=status)
+    bad_ids = [rec.id for rec in records if not _SAFE_ID.match(str(rec.id))]
+    if bad_ids:
+        raise PerceptLabError(
+            f"{len(bad_ids)} stimuli have ids that are not plain library ids (first: {bad_ids[0]!r}); "
+            "their image paths are not followed", "repair the library database; nothing was exported")
     missing = [rec.id for rec in records if not (library.images_dir / f"{rec.id}.png").is_file()]
     if missing:
         raise PerceptLabError(
             f"{len(missing)} selected stimuli have no image in {library.images_dir} (first: {missing[0]})",
             "restore the images from a backup, or delete those stimuli; nothing was exported",
         )
+    broken = [(rec.id, why) for rec in records
+              if (why := image_problem(library.images_dir / f"{rec.id}.png")) is not None]
+    if broken:
+        shown = "; ".join(f"{i}: {w}" for i, w in broken[:5])
+        raise PerceptLabError(
+            f"{len(broken)} selected stimuli have images that are not 28x28 8-bit grayscale PNGs ({shown})",
+            "restore the images from a backup, or delete those stimuli; nothing was exported")
     if not records:
         if status is None:
             raise PerceptLabError(f"the library {library.path} holds no stimuli", "generate or import some first")

@@ -67,7 +67,9 @@ from perceptlab.data.library_storage import (  # noqa: F401  (DB_NAME, check_wri
     _replace_text,
     _row_to_stimulus,
     _stimulus_to_row,
+    check_not_truncated,
     check_writable,
+    missing_images,
 )
 from perceptlab.errors import PerceptLabError
 
@@ -164,6 +166,7 @@ class StimulusLibrary:
             raise PerceptLabError(f"{path} is a file, not a library folder", f"pick the folder that contains {DB_NAME}")
         if not _is_library(path):
             raise _not_a_library(path)
+        check_not_truncated(path)
         check_writable(path, "library folder")
         images = path / IMAGES_DIR
         if images.exists():
@@ -379,6 +382,7 @@ class StimulusLibrary:
             "by_status": {s: sum(r["status"] == s for r in rows) for s in STATUSES},
             "by_mode": dict(sorted(Counter(r["mode"] for r in rows).items())),
             "by_pair": dict(sorted(pair.items())),
+            "missing_images": missing_images(self.images_dir, self.ids()),
         }
 
     def to_dataframe(self):  # -> pandas.DataFrame (pandas imported on use)

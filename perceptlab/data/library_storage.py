@@ -79,6 +79,27 @@ def _is_library(path: Path) -> bool:
     return (path / DB_NAME).is_file()
 
 
+def check_not_truncated(path: Path) -> None:
+    """Refuse a 0-byte ``library.sqlite`` (no WAL) beside images or a manifest: the database was lost,
+    and opening it would show an empty library as if the stimuli never existed."""
+    db = path / DB_NAME
+    wal = path / f"{DB_NAME}-wal"
+    if db.stat().st_size or (wal.exists() and wal.stat().st_size):
+        return
+    pngs = sum(1 for _ in (path / "images").glob("*.png")) if (path / "images").is_dir() else 0
+    if pngs or (path / "manifest.csv").exists():
+        raise PerceptLabError(
+            f"{db} is empty (0 bytes) although the folder holds {pngs} images"
+            + (" and a manifest.csv" if (path / "manifest.csv").exists() else "")
+            + ": the library database was lost or truncated",
+            "restore library.sqlite from a backup; the folder was left untouched")
+
+
+def missing_images(images: Path, ids: list[str]) -> list[str]:
+    """Ids whose ``images/<id>.png`` is missing."""
+    return [i for i in ids if not (images / f"{i}.png").is_file()]
+
+
 def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 

@@ -3,12 +3,21 @@
 Known layouts (DESIGN.md §4) load without hand mapping:
 
 - ``variMNIST``: ``subject_id, stimulus, stimulus_id, response, is_train`` (``df_DigitRecog.csv``);
-- ``jsPsych``: ``subject`` (added with ``jsPsych.data.addProperties``), ``stimulus``, ``response``,
-  ``rt`` (ms), ``trial_index``, ``trial_type``; rows of other trial types are not response trials;
+- ``jsPsych``: ``subject`` (added with ``jsPsych.data.addProperties``), ``stimulus``, ``response``
+  (jsPsych 6: ``button_pressed`` / ``key_press``), ``rt`` (ms), ``trial_index``, ``trial_type``; rows
+  of other trial types, and ``html-*`` screens without an image (instructions), are not response
+  trials;
+- ``Gorilla``: ``Participant Private ID``, ``Zone Type`` (``response_*`` rows are responses),
+  ``Response``, ``Reaction Time`` (ms), a stimulus column (``Spreadsheet: image`` or similar);
 - ``PsychoPy``: ``participant``, ``<name>.keys``, ``<name>.rt`` (seconds), a stimulus column such as
   ``image`` or ``stimulus``;
 - ``canonical``: ``participant, stimulus, response`` and optional ``rt_ms, is_train, trial_index,
-  is_catch, true_label``.
+  is_catch, true_label``; ``subject_id`` or ``participant_id`` may name the participant.
+
+RT units of detected layouts are inferred (``rt_unit="auto"``): see :data:`RT_SECONDS_RULE`.
+Catch trials are the rows marked so — an ``is_catch`` (or ``catch``, ``is_sentinel``,
+``attention_check``) column, or a trial-type column whose value names a catch, sentinel or attention
+trial. A ``true_label`` on every row is ground truth, never a catch marker.
 
 Anything else loads through a :class:`ColumnMapping`, saved and loaded as a small JSON file.
 """
@@ -24,7 +33,14 @@ import pandas as pd
 
 from perceptlab.errors import PerceptLabError
 
-RT_UNITS = ("ms", "s")
+RT_UNITS = ("auto", "ms", "s")
+RT_SECONDS_RULE = ("an rt column whose median positive value is below 20 is in seconds (no one answers "
+                   "in under 20 ms); otherwise milliseconds")
+CATCH_FLAG_NAMES = ("is_catch", "catch", "is_sentinel", "sentinel", "attention_check", "is_attention_check")
+CATCH_TYPE_COLUMNS = ("trial_type", "trial_kind", "trial_role", "type", "condition", "task", "block",
+                      "zone type", "display", "kind")
+CATCH_TYPE_PATTERN = r"(?i)catch|sentinel|attention|vigilance"
+GORILLA_RESPONSE_PREFIX = "response_"
 
 JSPSYCH_RESPONSE_TYPES = (
     "image-button-response",
@@ -33,19 +49,28 @@ JSPSYCH_RESPONSE_TYPES = (
     "html-keyboard-response",
     "canvas-button-response",
     "canvas-keyboard-response",
+    "video-button-response",
+    "video-keyboard-response",
+    "audio-button-response",
+    "audio-keyboard-response",
+    "categorize-image",
+    "categorize-html",
 )
 """jsPsych plugins whose ``response`` is a choice; ``*-button-response`` gives a button index."""
 
-_PARTICIPANT_NAMES = ("subject", "subject_id", "participant", "participant_id")
-_STIMULUS_NAMES = ("stimulus", "image", "stim", "image_file", "imagefile", "img", "filename")
-_RT_NOTE = "column 'rt' taken as milliseconds"
+_PARTICIPANT_NAMES = ("subject", "subject_id", "participant", "participant_id", "worker_id",
+                      "workerid", "prolific_pid", "participant private id")
+_STIMULUS_NAMES = ("stimulus", "image", "stim", "image_file", "imagefile", "img", "filename",
+                   "spreadsheet: image", "spreadsheet: stimulus", "spreadsheet_image",
+                   "spreadsheet: picture", "stimulus_file", "image_path")
 
 
 @dataclass(frozen=True)
 class ColumnMapping:
     """Which source column holds each canonical field (``None``: not in the file).
 
-    ``rt_unit`` is ``"ms"`` or ``"s"``. When ``trial_type`` is set, rows whose type is not in
+    ``rt_unit`` is ``"ms"``, ``"s"`` or ``"auto"`` (inferred from the values, see
+    :data:`RT_SECONDS_RULE`). When ``trial_type`` is set, rows whose type is not in
     ``response_trial_types`` (or that have neither a response nor an image stimulus) are reported as
     "not a response trial". ``button_response`` marks types whose response is a button index.
     """
@@ -65,8 +90,8 @@ class ColumnMapping:
     def __post_init__(self) -> None:
         if self.rt_unit not in RT_UNITS:
             raise PerceptLabError(
-                f"column mapping: rt_unit must be 'ms' or 's', not {self.rt_unit!r}",
-                fix="set rt_unit to 'ms' for milliseconds or 's' for seconds",
+                f"column mapping: rt_unit must be 'ms' or 's' (or 'auto'), not {self.rt_unit!r}",
+                fix="set rt_unit to 'ms' for milliseconds, 's' for seconds or 'auto' to infer it",
             )
         for name in ("participant", "stimulus", "response"):
             value = getattr(self, name)
@@ -146,6 +171,9 @@ class DetectedLayout:
     notes: tuple[str, ...] = ()
     blank_rows_are_routines: bool = False
     strip_key_syntax: bool = False
+    response_type_prefix: str | None = None
+    html_needs_image: bool = False
+    catch_type_columns: tuple[str, ...] = ()
 
 
 def _lookup(columns: Sequence[str]) -> dict[str, str]:
@@ -164,7 +192,17 @@ def _first(look: dict[str, str], names: Sequence[str]) -> str | None:
 
 
 def _optional(look: dict[str, str]) -> dict[str, str | None]:
-    return {n: look.get(n) for n in ("is_catch", "true_label", "is_train", "trial_index")}
+    out = {n: look.get(n) for n in ("true_label", "is_train", "trial_index")}
+    out["is_catch"] = _first(look, CATCH_FLAG_NAMES)
+    return out
+
+
+def _catch_types(look: dict[str, str]) -> tuple[str, ...]:
+    return tuple(look[n] for n in CATCH_TYPE_COLUMNS if n in look)
+
+
+def _rt(look: dict[str, str]) -> str | None:
+    return _first(look, ("rt_ms", "rt", "reaction_time", "reaction time", "response_time", "latency"))
 
 
 def _most_filled(frame: pd.DataFrame, candidates: list[str]) -> str:
@@ -175,20 +213,36 @@ def detect_layout(frame: pd.DataFrame, source: str) -> DetectedLayout:
     """Detect the layout of a raw table (all columns as strings); raise if none fits."""
     look = _lookup(list(frame.columns))
     opt = _optional(look)
+    catch_types = _catch_types(look)
     if "trial_type" in look and "response" in look and "stimulus" in look:
         participant = _first(look, _PARTICIPANT_NAMES)
         if participant is None:
             raise PerceptLabError(
                 f"{source}: jsPsych export without a participant column "
                 f"(looked for {', '.join(_PARTICIPANT_NAMES)})",
-                fix="add one with jsPsych.data.addProperties({subject: ...}) or pass a column mapping",
+                fix="add one with jsPsych.data.addProperties({subject: ...}), pass a column mapping, "
+                "or load the folder of per-participant files (each file is then one participant)",
             )
         mapping = ColumnMapping(
             participant=participant, stimulus=look["stimulus"], response=look["response"],
-            rt=look.get("rt"), rt_unit="ms", trial_type=look["trial_type"],
+            rt=look.get("rt"), rt_unit="auto", trial_type=look["trial_type"],
             response_trial_types=JSPSYCH_RESPONSE_TYPES, **opt,
         )
-        return DetectedLayout("jsPsych", mapping)
+        return DetectedLayout("jsPsych", mapping, html_needs_image=True, catch_type_columns=catch_types)
+    if "participant private id" in look and "zone type" in look and "response" in look:
+        stimulus = _first(look, _STIMULUS_NAMES) or _gorilla_stimulus(frame)
+        if stimulus is None:
+            raise PerceptLabError(
+                f"{source}: Gorilla data without a stimulus column (looked for "
+                f"{', '.join(_STIMULUS_NAMES)} and Spreadsheet columns holding image files)",
+                fix="pass a column mapping naming the column that holds the image shown")
+        opt["trial_index"] = opt["trial_index"] or _first(look, ("trial number", "event index"))
+        mapping = ColumnMapping(
+            participant=look["participant private id"], stimulus=stimulus, response=look["response"],
+            rt=_first(look, ("reaction time", "rt")), rt_unit="auto", trial_type=look["zone type"], **opt)
+        return DetectedLayout("Gorilla", mapping, (f"stimulus from '{stimulus}'",),
+                              response_type_prefix=GORILLA_RESPONSE_PREFIX,
+                              catch_type_columns=catch_types)
     keys = [c for c in frame.columns if c.lower().endswith(".keys")]
     if keys and "participant" in look:
         key_col = _most_filled(frame, keys) if len(keys) > 1 else keys[0]
@@ -212,24 +266,29 @@ def detect_layout(frame: pd.DataFrame, source: str) -> DetectedLayout:
             rt=look.get(f"{stem}.rt".lower()), rt_unit="s", trial_index=trial_index, **opt,
         )
         return DetectedLayout("PsychoPy", mapping, tuple(notes), blank_rows_are_routines=True,
-                              strip_key_syntax=True)
-    if "subject_id" in look and "stimulus" in look and "response" in look:
-        rt = look.get("rt_ms") or look.get("rt")
-        notes = (_RT_NOTE,) if rt is not None and rt.lower() == "rt" else ()
+                              strip_key_syntax=True, catch_type_columns=catch_types)
+    participant = _first(look, ("participant", "subject_id", "participant_id", "subject"))
+    if participant is not None and "stimulus" in look and "response" in look:
+        name = ("variMNIST" if participant.lower() == "subject_id" and "is_train" in look
+                else "canonical")
         mapping = ColumnMapping(
-            participant=look["subject_id"], stimulus=look["stimulus"], response=look["response"],
-            rt=rt, **opt,
+            participant=participant, stimulus=look["stimulus"], response=look["response"],
+            rt=_rt(look), rt_unit="auto", **opt,
         )
-        return DetectedLayout("variMNIST", mapping, notes)
-    if "participant" in look and "stimulus" in look and "response" in look:
-        rt = look.get("rt_ms") or look.get("rt")
-        notes = (_RT_NOTE,) if rt is not None and rt.lower() == "rt" else ()
-        mapping = ColumnMapping(
-            participant=look["participant"], stimulus=look["stimulus"], response=look["response"],
-            rt=rt, **opt,
-        )
-        return DetectedLayout("canonical", mapping, notes)
+        notes = () if participant.lower() == "participant" else (f"participant from '{participant}'",)
+        return DetectedLayout(name, mapping, notes, catch_type_columns=catch_types)
     raise PerceptLabError(_no_layout_message(look, source), fix=_MAPPING_FIX)
+
+
+def _gorilla_stimulus(frame: pd.DataFrame) -> str | None:
+    """A Gorilla 'Spreadsheet…' column whose filled values are mostly image file names."""
+    for c in frame.columns:
+        if c.lower().startswith("spreadsheet"):
+            v = frame[c].str.strip()
+            v = v[v != ""]
+            if len(v) and v.str.contains(r"(?i)\.(?:png|jpe?g|gif|bmp|webp)$").mean() > 0.5:
+                return c
+    return None
 
 
 _MAPPING_FIX = (
@@ -242,6 +301,7 @@ _REQUIRED = {  # in the order ties are broken when naming the closest layout
     "canonical": ("participant", "stimulus", "response"),
     "variMNIST": ("subject_id", "stimulus", "response"),
     "jsPsych": ("subject", "stimulus", "response", "trial_type"),
+    "Gorilla": ("participant private id", "zone type", "response"),
     "PsychoPy": ("participant", "<name>.keys", "stimulus or image"),
 }
 
@@ -282,3 +342,41 @@ def apply_mapping(frame: pd.DataFrame, mapping: ColumnMapping, source: str) -> D
             fix="correct the mapping so that each field names one of the file's columns",
         )
     return DetectedLayout("mapping", mapping)
+
+
+def _key_name(code: str) -> str:
+    """jsPsych 6 ``key_press`` key code -> the key (49 -> '1', 97 -> '1' on the keypad, 65 -> 'a')."""
+    try:
+        k = int(float(code))
+    except ValueError:
+        return code
+    if 48 <= k <= 57:
+        return str(k - 48)
+    if 96 <= k <= 105:
+        return str(k - 96)
+    if 65 <= k <= 90:
+        return chr(k + 32)
+    return {32: "space", 13: "enter"}.get(k, code)
+
+
+def jspsych6_response(frame: pd.DataFrame) -> str | None:
+    """Give a jsPsych 6 export (``button_pressed`` / ``key_press``, no ``response``) a ``response``
+    column, in place; returns a note for the report, or None when the frame is not such an export."""
+    look = _lookup(list(frame.columns))
+    if "trial_type" not in look or "response" in look:
+        return None
+    bp, kp = look.get("button_pressed"), look.get("key_press")
+    if bp is None and kp is None:
+        return None
+    response = pd.Series("", index=frame.index, dtype=object)
+    if kp is not None:
+        keys = frame[kp].str.strip()
+        codes = pd.Series(pd.unique(keys.to_numpy(dtype=object)), dtype=object)
+        response = keys.map(dict(zip(codes, codes.map(_key_name), strict=True)))
+    if bp is not None:
+        buttons = frame[bp].str.strip()
+        response = response.where(buttons.isin(("", "null", "None")), buttons)
+    frame["response"] = response.to_numpy(dtype=object)
+    used = " and ".join(f"'{c}'" for c in (bp, kp) if c is not None)
+    return (f"jsPsych 6 data: response from {used}"
+            + (" (key codes turned into keys: 49 -> '1')" if kp is not None else ""))

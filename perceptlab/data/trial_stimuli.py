@@ -27,6 +27,24 @@ _MANIFEST_COLUMNS = ("stimulus_id", "file", "mode", "class_a", "class_b", "class
 
 
 
+def library_stimuli(library_dir: str | Path) -> pd.DataFrame:
+    """The stimuli of a library as a manifest frame (with ``path``), read from ``library.sqlite`` —
+    the source of truth — when the folder has one; a hand-edited ``manifest.csv`` is not used then.
+    A folder with only ``manifest.csv`` (an export) is read from it."""
+    from perceptlab.data.library import DB_NAME, StimulusLibrary  # noqa: PLC0415
+
+    library_dir = Path(library_dir)
+    if not (library_dir / DB_NAME).exists():
+        return load_manifest(library_dir)
+    with StimulusLibrary.open(library_dir) as lib:
+        manifest = lib.to_dataframe()
+        images = lib.images_dir
+    manifest["stimulus_id"] = manifest["stimulus_id"].astype(str)
+    manifest["file"] = manifest["file"].astype(str)
+    manifest["path"] = [str(images / f"{i}.png") for i in manifest["stimulus_id"]]
+    return manifest
+
+
 def load_manifest(library_dir: str | Path) -> pd.DataFrame:
     """Read ``manifest.csv`` of a stimulus library; adds ``path`` (absolute image path)."""
     library_dir = Path(library_dir)

@@ -8,6 +8,7 @@ and appear next to the built-ins. Loaded models are cached per (name, device).
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,52 @@ def model_configs(folder: Path) -> Iterator[tuple[Path, dict]]:
         yield cfg_path, cfg
 
 
+def config_problem(cfg_path: Path, cfg: dict | None = None) -> str | None:
+    """Why a model config cannot be used (None: it looks usable). Checks the weights file named by
+    ``file`` stays beside the config (no path), the architecture is known and ``arch_config`` names
+    only parameters of that architecture."""
+    if cfg is None:
+        try:
+            cfg = read_config(cfg_path)
+        except PerceptLabError as exc:
+            return str(exc)
+    if not isinstance(cfg, dict):
+        return "the config is not a JSON object"
+    file = cfg.get("file", cfg_path.with_suffix(".safetensors").name)
+    if (not isinstance(file, str) or not file or "/" in file or "\\" in file or file in (".", "..")
+            or Path(file).is_absolute()):
+        return (f"'file' must name a weights file beside the config, got {file!r} "
+                "(a path outside the models folder is refused)")
+    if not (cfg_path.parent / file).is_file():
+        return f"its weights file {file} is missing"
+    arch = cfg.get("arch")
+    if arch != "dit" and arch not in ARCHITECTURES:
+        return f"unknown architecture {arch!r} (known: dit, {', '.join(sorted(ARCHITECTURES))})"
+    arch_config = cfg.get("arch_config", {})
+    if not isinstance(arch_config, dict):
+        return "'arch_config' must be a JSON object"
+    if arch in ARCHITECTURES:
+        params = inspect.signature(ARCHITECTURES[arch]).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            unknown = sorted(set(arch_config) - set(params) - {"num_outputs"})
+            if unknown:
+                return (f"arch_config has keys {unknown} that architecture {arch!r} does not take "
+                        f"(it takes {', '.join(params)})")
+    return None
+
+
+def model_problems(folder: Path) -> list[tuple[Path, str]]:
+    """(config path, why) of each model config in ``folder`` that the registry cannot use."""
+    out: list[tuple[Path, str]] = []
+    if not folder.is_dir():
+        return out
+    for cfg_path in sorted(folder.glob("*.json")):
+        why = config_problem(cfg_path)
+        if why is not None:
+            out.append((cfg_path, why))
+    return out
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -82,11 +129,17 @@ class Registry:
         found: dict[str, Entry] = {}
         for folder, builtin in ((self.builtin_dir, True), (self.user_dir, False)):
             for cfg_path, cfg in model_configs(folder):
+                if not builtin and config_problem(cfg_path, cfg) is not None:
+                    continue  # listed by problems(), never loaded
                 name = cfg.get("name", cfg_path.stem)
                 if name in found and found[name].builtin and not builtin:
                     continue  # a user model never shadows a built-in one
                 found[name] = Entry(name, cfg.get("kind", "classifier"), cfg["arch"], cfg_path, builtin)
         return found
+
+    def problems(self) -> list[tuple[Path, str]]:
+        """User model configs that cannot be used, with the reason (``perceptlab models`` lists them)."""
+        return model_problems(self.user_dir)
 
     def names(self, kind: str | None = None) -> list[str]:
         return [n for n, e in self.entries().items() if kind is None or e.kind == kind]
@@ -118,6 +171,10 @@ class Registry:
         if key in self._cache:
             return self._cache[key]
         e = self.entry(name, kind)
+        why = config_problem(e.config_path)
+        if why is not None:
+            raise PerceptLabError(f"model {name!r} ({e.config_path}): {why}",
+                                  fix="correct or remove the config")
         state, cfg = load_weights(e.config_path)
         if e.arch == "dit":
             model = DiTPrior(PriorConfig.from_dict(cfg.get("arch_config", {})))
@@ -125,7 +182,11 @@ class Registry:
             arch_config = dict(cfg.get("arch_config", {}))
             if e.kind == "judge":
                 arch_config["num_outputs"] = 1
-            model = build(e.arch, arch_config)
+            try:
+                model = build(e.arch, arch_config)
+            except TypeError as exc:
+                raise PerceptLabError(f"{e.config_path}: arch_config does not fit {e.arch!r}: {exc}",
+                                      fix="correct or remove the config") from None
         else:
             raise PerceptLabError(f"{e.config_path}: unknown architecture {e.arch!r}", fix="update PerceptLab")
         load_into(model, state, e.weights_path)

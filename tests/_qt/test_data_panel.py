@@ -55,13 +55,18 @@ def test_bad_files_reach_the_user_in_plain_words(make_window, qtbot, tmp_path, d
     empty = tmp_path / "empty.csv"
     empty.write_text("participant,stimulus,response\n")
     _load(w, qtbot, empty)
-    latin = tmp_path / "latin.csv"
-    latin.write_bytes("participant,stimulus,response\nJos\xe9,a.png,3\n".encode("latin-1"))
-    _load(w, qtbot, latin)
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"participant,stimulus,response\n\x00\xff\x00\xfe\x81\n")
+    _load(w, qtbot, binary)
     text = dialogs.texts()
-    assert "no data rows" in text and "not UTF-8" in text and "What to do:" in text
+    assert "no data rows" in text and "binary data" in text and "What to do:" in text
     assert all(kind == "warning" for kind, _, _ in dialogs.calls)
     assert w.session.trials is None
+    latin = tmp_path / "latin.csv"  # not UTF-8: decoded as Windows-1252, and the report says so
+    latin.write_bytes("participant,stimulus,response\nJos\xe9,a.png,3\n".encode("latin-1"))
+    _load(w, qtbot, latin)
+    assert w.session.trials is not None and w.session.trials.df["participant"].tolist() == ["José"]
+    assert "not UTF-8" in w.data.report_label.text()
 
 
 def test_exclusions_and_participant_summary(make_window, qtbot, tmp_path):
@@ -83,7 +88,8 @@ def test_exclusions_and_participant_summary(make_window, qtbot, tmp_path):
     assert "p4: 1/4 correct" in w.data.exclusion_label.text()
     w.data.catch.setValue(0.2)
     qtbot.mouseClick(w.data.apply_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.session.analysis.exclusions.threshold == 0.2, timeout=30_000)
+    qtbot.waitUntil(lambda: w.session.analysis is not None and w.session.analysis.exclusions.threshold == 0.2,
+                    timeout=30_000)
     assert not w.session.analysis.exclusions.excluded
     view = w.data.trials_view
     col = list(w.data.trials_model.frame().columns).index("rt_ms")

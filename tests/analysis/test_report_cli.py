@@ -112,11 +112,11 @@ def test_analyze_cli_trials_only(simulated, tmp_path, capsys):
     out = tmp_path / "report"
     assert _run(analyze_cli, ["analyze", str(simulated), "--k", "2", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["skipped"]["model_human"] == "no --library/--images given"
+    assert summary["skipped"]["model_human"] == "no stimulus library or image folder given (--library or --images)"
     assert "outcomes" in summary["skipped"] and summary["outcomes"] is None
     assert summary["clusters"]["k"] == 2
     assert not (out / "outcomes.png").exists() and (out / "agreement_matrix.svg").exists()
-    assert "skipped model_human: no --library/--images given" in capsys.readouterr().out
+    assert "skipped model_human: no stimulus library or image folder given" in capsys.readouterr().out
 
 
 def test_analyze_with_image_folder(library, simulated):

@@ -195,6 +195,7 @@ def test_filters_summary_and_dataframe(lib):
         "by_status": {"new": 3, "accepted": 2, "rejected": 0},
         "by_mode": {"controversial": 2, "uncertainty": 3},
         "by_pair": {"1-7": 2, "3-5": 3},
+        "missing_images": [],
     }
     df = lib.to_dataframe()
     assert list(df.columns) == list(MANIFEST_COLUMNS)

@@ -90,8 +90,7 @@ CASES = [
          reasons=("is_catch 'maybe' is not true/false", "true_label '12' is not one of the classes")),
     Case("is_train invalid", f"{HEAD},is_train\np1,a,3,True\np1,b,3,sometimes\n", total=2, used=1,
          reasons=("is_train 'sometimes' is not true/false",)),
-    Case("not UTF-8", f"{HEAD}\n".encode() + "Jos\xe9,a.png,3\n".encode("latin-1"),
-         expect_error=("not UTF-8 text: byte 0xe9 at byte offset 33 (line 2)", "encoding='latin-1'")),
+    Case("not UTF-8", f"{HEAD}\n".encode() + "Jos\xe9,a.png,3\n".encode("latin-1"), total=1, used=1),
     Case("latin-1 declared", f"{HEAD}\n".encode() + "Jos\xe9,a.png,3\n".encode("latin-1"),
          total=1, used=1, kwargs={"encoding": "latin-1"}),
     Case("UTF-16 with BOM", f"{HEAD}\np1,a.png,3\n".encode("utf-16"), total=1, used=1),
@@ -107,8 +106,8 @@ CASES = [
          '"s1","html-button-response","4","<img src=\'img/b.png\'>","10","400"\n',
          total=5, used=1, kinds={"not a response trial": 3, "response outside the classes": 1},
          reasons=("not a response trial (trial_type 'preload')",
-                  "not a response trial (no response and no image stimulus; trial_type "
-                  "'html-keyboard-response')", "response '10' is not one of the classes")),
+                  "not a response trial (a screen without an image: instructions or fixation; "
+                  "trial_type 'html-keyboard-response')", "response '10' is not one of the classes")),
     Case("jsPsych without subject", "trial_type,stimulus,response\nimage-button-response,a.png,1\n",
          expect_error=("jsPsych export without a participant column", "addProperties")),
     Case("PsychoPy routines", "participant,image,key_resp.keys,key_resp.rt,trials.thisN\n"
@@ -175,6 +174,9 @@ def test_special_values_survive(tmp_path):
     by_name = {c.name: c for c in CASES}
     t = load_trials(_write(tmp_path, by_name["BOM"]))
     assert t.df["participant"].tolist() == ["p1"] and t.report.encoding == "utf-8-sig"
+    t = load_trials(_write(tmp_path, by_name["not UTF-8"]))
+    assert t.df["participant"].tolist() == ["José"] and t.report.encoding == "cp1252"
+    assert "not UTF-8 (byte 0xe9 on line 2)" in " ".join(t.report.notes)
     t = load_trials(_write(tmp_path, by_name["latin-1 declared"]), encoding="latin-1")
     assert t.df["participant"].tolist() == ["José"]
     t = load_trials(_write(tmp_path, by_name["quoted commas and a quoted line break"]))
@@ -194,5 +196,5 @@ def test_special_values_survive(tmp_path):
 def test_missing_file_and_folder(tmp_path):
     with pytest.raises(PerceptLabError, match="does not exist"):
         load_trials(tmp_path / "nope.csv")
-    with pytest.raises(PerceptLabError, match="is a folder"):
+    with pytest.raises(PerceptLabError, match="holds no trial files"):
         load_trials(tmp_path)

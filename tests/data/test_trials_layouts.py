@@ -85,11 +85,17 @@ def test_layout_values(tmp_path):
     assert c["true_label"].tolist()[1] == 4 and pd.isna(c["true_label"].tolist()[0])
 
 
-def test_true_label_without_is_catch_marks_catch_trials():
+def test_true_label_is_ground_truth_not_a_catch_marker():
     t = trials_from_frame(pd.DataFrame({"participant": ["a", "a"], "stimulus": ["x", "y"],
-                                        "response": [1, 2], "true_label": [None, 2]}))
-    assert t.df["is_catch"].tolist() == [False, True]
-    assert any("true_label are treated as catch" in n for n in t.report.notes)
+                                        "response": [1, 2], "true_label": [1, 2]}))
+    assert t.df["is_catch"].tolist() == [False, False]
+    assert t.df["true_label"].tolist() == [1, 2]
+    assert any("true_label read as the ground truth" in n for n in t.report.notes)
+    assert any("catch trials: none" in n for n in t.report.notes)
+    typed = trials_from_frame(pd.DataFrame({"participant": ["a", "a"], "stimulus": ["x", "y"],
+                                            "response": [1, 2], "true_label": [1, 2],
+                                            "condition": ["main", "catch"]}))
+    assert typed.df["is_catch"].tolist() == [False, True]
 
 
 def test_mapping_round_trip_and_use(tmp_path):

@@ -101,11 +101,18 @@ class AnalysisPanel(QWidget):
 
     # ---- drawing
 
+    def _why_none(self) -> str:
+        """Why there is no analysis to show (a failed load or analysis says what failed)."""
+        failure = getattr(self.session, "analysis_failure", None)
+        if failure:
+            return failure
+        return "no trials loaded (Data panel: Open trial file…)" if self.session.trials is None else "analysing…"
+
     def refresh(self) -> None:
         a = self.session.analysis
+        why = self._why_none()
         if a is None:
-            self.banner.setText("Load a trial file (Data panel) to see the analyses."
-                                if self.session.trials is None else "Analysing…")
+            self.banner.setText(html.escape(why[:1].upper() + why[1:]))
         else:
             synth = ("<span style='color:#c8323c'><b>SYNTHETIC data</b> (simulated observers, not human "
                      "responses)</span> — " if a.table.synthetic else "")
@@ -113,28 +120,54 @@ class AnalysisPanel(QWidget):
             self.banner.setText(f"{synth}{c['trials_analysed']} trials, {c['participants_analysed']} participants "
                                 f"({c['participants_excluded']} excluded), {c['stimuli_analysed']} stimuli analysed"
                                 + (f" — {html.escape(a.stimuli.summary())}" if a.stimuli is not None else ""))
-        self.entropy.set_analysis(a, self.bins.value())
-        self.outcomes.set_analysis(a)
-        self.rt.set_analysis(a)
-        self.agreement.set_analysis(a)
-        refill_combo(self.model, [(name, name) for name in (a.model_human if a is not None else {})])
-        self.model_human.set_analysis(a, self.model.currentData())
+        names = {"entropy": "Human choice entropy", "outcomes": "Guidance outcomes",
+                 "rt_entropy": "RT vs entropy", "agreement": "Participant agreement",
+                 "model_human": "Model vs human entropy"}
+        try:
+            refill_combo(self.model, [(name, name) for name in (a.model_human if a is not None else {})])
+        except Exception:  # noqa: BLE001 - the model list must never stop the plots from updating
+            pass
+        draw = {
+            "entropy": lambda: self.entropy.set_analysis(a, self.bins.value(), why=why),
+            "outcomes": lambda: self.outcomes.set_analysis(a, why=why),
+            "rt_entropy": lambda: self.rt.set_analysis(a, why=why),
+            "agreement": lambda: self.agreement.set_analysis(a, why=why),
+            "model_human": lambda: self.model_human.set_analysis(a, self.model.currentData(), why=why),
+        }
+        self.failed: dict[str, str] = {}
+        for key, fn in draw.items():  # one view failing never leaves another showing old data
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - shown in the view itself, not swallowed
+                self.failed[key] = f"{type(exc).__name__}: {exc}"
+                try:
+                    self.views[key].not_computed(names[key], f"drawing failed ({self.failed[key]})")
+                except Exception:  # noqa: BLE001
+                    pass
         self._notes()
 
     def _notes(self) -> None:
         a = self.session.analysis
         skipped = {} if a is None else a.skipped
         for key, label in self.notes.items():
+            if a is None:
+                label.setText(html.escape(f"not computed: {self._why_none()}"))
+                continue
             reasons = [f"{k}: {v}" for k, v in skipped.items() if k == key or k.startswith(key + ":")]
+            if key in getattr(self, "failed", {}):
+                reasons.append(f"drawing failed: {self.failed[key]}")
             if key == "agreement" and "clusters" in skipped:
                 reasons.append(f"clusters: {skipped['clusters']}")
             if key == "agreement" and a is not None and a.clusters is not None:
                 cl = a.clusters
-                reasons += cl.notes + [f"cluster sizes: {cl.sizes()}"]
+                reasons += [cl.verdict, *cl.notes]
+                if cl.reliable or cl.k_given:
+                    reasons.append(f"cluster sizes: {cl.sizes()}")
             if key == "entropy" and a is not None:
                 e = a.choices.to_dict()
                 if e["mean_bits"] is not None:
-                    reasons.append(f"mean {e['mean_bits']:.3f} bits, median {e['median_bits']:.3f}; "
+                    reasons.append(f"{html.unescape(a.table.report.source)}: mean {e['mean_bits']:.3f} bits, "
+                                   f"median {e['median_bits']:.3f} over n = {e['stimuli_included']} stimuli; "
                                    f"{e['stimuli_below_min_responses']} stimuli below {e['min_responses']} responses")
             label.setText("<br>".join(html.escape(r) for r in reasons))
 
@@ -151,9 +184,13 @@ class AnalysisPanel(QWidget):
         self.session.analysis_options["k"] = k or None
         job = Job(recluster, a, k or None, name="cluster", parent=self)
         job.returned.connect(self.session.set_analysis)
-        job.errored.connect(lambda exc: show_error(self, "Clustering", exc))
+        job.errored.connect(self._cluster_failed)
         self.cluster_job = job.start()
         return job
+
+    def _cluster_failed(self, exc) -> None:
+        self.agreement.not_computed("Participant agreement", str(exc))
+        show_error(self, "Clustering", exc)
 
     # ---- stimuli behind a plot element
 
@@ -168,7 +205,8 @@ class AnalysisPanel(QWidget):
             lines.append(f"entropy {row['entropy_bits']:.2f} bits")
         if a.outcomes is not None and key in a.outcomes.per_stimulus.index:
             o = a.outcomes.per_stimulus.loc[key]
-            lines.append(f"target pair {o['class_a']}-{o['class_b']}: p_a {o['p_a']:.2f}, p_b {o['p_b']:.2f} → "
+            names = a.table.classes
+            lines.append(f"target pair {names[int(o['class_a'])]}-{names[int(o['class_b'])]}: p_a {o['p_a']:.2f}, p_b {o['p_b']:.2f} → "
                          f"<b>{o['outcome']}</b>")
         if a.rt is not None and key in a.rt.per_stimulus.index:
             lines.append(f"median RT {a.rt.per_stimulus.loc[key, 'median_rt_ms']:.0f} ms")

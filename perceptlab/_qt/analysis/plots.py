@@ -1,6 +1,9 @@
 """pyqtgraph views of the analyses. Each view draws what ``perceptlab.analysis`` computed and, when a
 bar, cell or point is clicked, emits ``stimuliRequested(title, keys)`` (stimulus keys of the trial
-table) or ``pairRequested`` so the panel can show the stimuli behind it."""
+table) or ``pairRequested`` so the panel can show the stimuli behind it.
+
+No stale plots: ``set_analysis(None, why)`` (or :meth:`_View.not_computed`) empties a view and titles
+it "not computed: <why>", so a view never shows an earlier data set's result."""
 
 from __future__ import annotations
 
@@ -49,6 +52,21 @@ class _View(QObject):
     def _scene_clicked(self, ev) -> None:  # overridden where a click means something
         pass
 
+    def title(self) -> str:
+        """The title now shown (plain text)."""
+        return self.plot.titleLabel.text if hasattr(self, "plot") else ""
+
+    def not_computed(self, name: str, why: str) -> None:
+        """Empty the view and say why (every subclass draws nothing after this)."""
+        self.analysis = None
+        self._clear()
+        self.plot.setTitle(f"{name}: not computed: {why}")
+
+    def _clear(self) -> None:  # pragma: no cover - each view clears its own items
+        raise NotImplementedError
+
+
+_EMPTY = np.zeros(0)
 
 class EntropyView(_View):
     """Histogram of human choice entropy (bins adjustable); a click on a bar lists its stimuli."""
@@ -64,14 +82,21 @@ class EntropyView(_View):
         self.edges = np.zeros(0)
         self.counts = np.zeros(0, dtype=int)
 
-    def set_analysis(self, analysis, bins: int | None = None) -> None:
-        self.analysis = analysis
+    def _clear(self) -> None:
+        self.bars.setOpts(x0=_EMPTY, x1=_EMPTY, height=_EMPTY)
+        self.edges = np.zeros(0)
+        self.counts = np.zeros(0, dtype=int)
+
+    def set_analysis(self, analysis, bins: int | None = None, why: str = "no trials loaded") -> None:
         if bins:
             self.bins = bins
         if analysis is None:
-            self.bars.setOpts(x0=[], x1=[], height=[])
-            self.plot.setTitle("")
+            self.not_computed("Human choice entropy", why)
             return
+        if "entropy" in analysis.skipped:
+            self.not_computed("Human choice entropy", analysis.skipped["entropy"])
+            return
+        self.analysis = analysis
         e = analysis.choices.entropy.to_numpy(dtype=float)
         hi = float(np.log2(len(analysis.table.classes)))
         self.counts, self.edges = np.histogram(e, bins=self.bins, range=(0.0, hi))
@@ -122,29 +147,33 @@ class OutcomeView(_View):
         self.heat.setLabel("left", "class a")
         self.image = pg.ImageItem()
         self.heat.addItem(self.image)
-        ticks = [[(i + 0.5, str(i)) for i in range(10)]]
-        self.heat.getAxis("bottom").setTicks(ticks)
-        self.heat.getAxis("left").setTicks(ticks)
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("magma"), interactive=False,
                                         label="success rate")
         self.widget.addItem(self.colorbar, row=0, col=2)
         self.labels: list[pg.TextItem] = []
         self.groups: list[str] = []
         self.message = ""
+        self.plot = self.rates
 
-    def set_analysis(self, analysis) -> None:
-        self.analysis = analysis
+    def _clear(self) -> None:
         for t in self.labels:
             self.heat.removeItem(t)
         self.labels = []
+        for item in self.bar_items.values():
+            item.setOpts(x=_EMPTY, height=_EMPTY, y0=_EMPTY, width=0.6)
+        self.rates.getAxis("bottom").setTicks(None)
+        self.image.clear()
+        self.heat.setTitle("")
+        self.groups = []
+
+    def set_analysis(self, analysis, why: str = "no trials loaded") -> None:
         oc = None if analysis is None else analysis.outcomes
         if oc is None:
-            for item in self.bar_items.values():
-                item.setOpts(x=[], height=[])
-            self.image.clear()
-            self.message = (analysis.skipped.get("outcomes", "") if analysis is not None else "")
-            self.rates.setTitle("Guidance outcomes: " + (self.message or "no analysis"))
+            self.message = analysis.skipped.get("outcomes", "not computed") if analysis is not None else why
+            self.not_computed("Guidance outcomes", self.message)
             return
+        self._clear()
+        self.analysis = analysis
         groups = {"all": oc.overall, **oc.per_mode}
         self.groups = list(groups)
         x = np.arange(len(groups))
@@ -156,15 +185,22 @@ class OutcomeView(_View):
         self.rates.getAxis("bottom").setTicks([[(i, f"{k} (n={g['n']})") for i, (k, g) in enumerate(groups.items())]])
         self.rates.setXRange(-0.5, len(groups) - 0.5 + 0.7, padding=0)  # room on the right for the legend
         synth = "[SYNTHETIC] " if analysis.table.synthetic else ""
-        self.rates.setTitle(f"{synth}Guidance outcomes")
+        self.rates.setTitle(f"{synth}Guidance outcomes (n = {oc.overall['n']} stimuli)")
+        c = len(oc.classes)
         self.image.setImage(matrix_rgba(oc.pair_success, "magma"))
-        self.image.setRect(0, 0, oc.pair_success.shape[1], oc.pair_success.shape[0])
-        self.heat.setTitle("Success rate per target pair (n stimuli)")
-        for i, j in zip(*np.nonzero(oc.pair_counts)):
-            if i < j:
+        self.image.setRect(0, 0, c, c)
+        ticks = [[(i + 0.5, str(name)) for i, name in enumerate(oc.classes)]]
+        self.heat.getAxis("bottom").setTicks(ticks)
+        self.heat.getAxis("left").setTicks(ticks)
+        self.heat.setRange(xRange=(0, c), yRange=(0, c), padding=0.02)
+        self.heat.setTitle("Success rate per target pair (n stimuli in every cell)")
+        for i in range(c):  # every off-diagonal cell says how many stimuli it holds, 0 included
+            for j in range(c):
+                if i == j:
+                    continue
                 rate = oc.pair_success[i, j]
-                dark = not np.isfinite(rate) or rate < 0.6  # magma is dark below ~0.6
-                t = pg.TextItem(str(int(oc.pair_counts[i, j])), color="#ffffff" if dark and np.isfinite(rate) else "#222222",
+                dark = np.isfinite(rate) and rate < 0.6  # magma is dark below ~0.6
+                t = pg.TextItem(str(int(oc.pair_counts[i, j])), color="#ffffff" if dark else "#222222",
                                 anchor=(0.5, 0.5))
                 t.setPos(j + 0.5, i + 0.5)
                 self.heat.addItem(t)
@@ -179,7 +215,8 @@ class OutcomeView(_View):
         if self.analysis is None or self.analysis.outcomes is None or a == b:
             return []
         keys = self.pair_keys(a, b)
-        self.stimuliRequested.emit(f"target pair {a}-{b}", keys)
+        names = self.analysis.outcomes.classes
+        self.stimuliRequested.emit(f"target pair {names[a]}-{names[b]}", keys)
         return keys
 
     def click_bar(self, group: int, y: float) -> list[str]:
@@ -237,10 +274,9 @@ class ScatterView(_View):
         self.scatter.setData(x=x[ok], y=y[ok], data=self.keys)
         self.plot.setTitle(title)
 
-    def clear(self, title: str = "") -> None:
+    def _clear(self) -> None:
         self.keys = []
-        self.scatter.setData(x=[], y=[])
-        self.plot.setTitle(title)
+        self.scatter.setData(x=_EMPTY, y=_EMPTY)
 
     def _points_clicked(self, _item, points, _ev=None) -> None:
         keys = [str(p.data()) for p in points]
@@ -261,11 +297,13 @@ class RtView(ScatterView):
     def __init__(self):
         super().__init__("choice entropy (bits)", "median RT (ms)", "#4c72b0")
 
-    def set_analysis(self, analysis) -> None:
-        self.analysis = analysis
-        if analysis is None or not analysis.table.has_rt:
-            self.clear("RT vs entropy: " + ("no reaction times in the trial table" if analysis is not None else "no analysis"))
+    def set_analysis(self, analysis, why: str = "no trials loaded") -> None:
+        if analysis is None or not analysis.table.has_rt or "entropy" in analysis.skipped:
+            why = why if analysis is None else analysis.skipped.get(
+                "entropy", analysis.skipped.get("rt_entropy", "no reaction times in the trial table"))
+            self.not_computed("RT vs entropy", why)
             return
+        self.analysis = analysis
         per = analysis.rt.per_stimulus
         synth = "[SYNTHETIC] " if analysis.table.synthetic else ""
         self.set_points(per["entropy_bits"].to_numpy(), per["median_rt_ms"].to_numpy(), [str(k) for k in per.index],
@@ -277,16 +315,16 @@ class ModelHumanView(ScatterView):
         super().__init__("model entropy (bits)", "human choice entropy (bits)", "#dd8452")
         self.model: str | None = None
 
-    def set_analysis(self, analysis, model: str | None = None) -> None:
-        self.analysis = analysis
+    def set_analysis(self, analysis, model: str | None = None, why: str = "no trials loaded") -> None:
         self.model = model
         res = None if analysis is None or model is None else analysis.model_human.get(model)
         if res is None:
-            reason = ""
             if analysis is not None:
-                reason = analysis.skipped.get(f"model_human:{model}") or analysis.skipped.get("model_human", "")
-            self.clear("Model vs human entropy: " + (reason or "no model chosen"))
+                why = (analysis.skipped.get(f"model_human:{model}") or analysis.skipped.get("model_human")
+                       or "no model chosen")
+            self.not_computed("Model vs human entropy", why)
             return
+        self.analysis = analysis
         sc = res.scatter
         synth = "[SYNTHETIC] " if analysis.table.synthetic else ""
         self.set_points(sc["model_entropy_bits"].to_numpy(), sc["human_entropy_bits"].to_numpy(),
@@ -301,8 +339,7 @@ class AgreementView(_View):
     def __init__(self):
         super().__init__()
         self.plot = self.widget.addPlot(row=0, col=0)
-        self.plot.setAspectLocked(True)
-        self.plot.invertY(True)
+        self.plot.invertY(True)  # no aspect lock: the axes span the participants, 0..N, whatever the window
         self.plot.setLabel("bottom", "participants (dendrogram order)")
         self.plot.setLabel("left", "participants (dendrogram order)")
         self.image = pg.ImageItem()
@@ -312,17 +349,20 @@ class AgreementView(_View):
         self.widget.addItem(self.colorbar, row=0, col=1)
         self.lines: list[pg.PlotCurveItem] = []
 
-    def set_analysis(self, analysis) -> None:
-        self.analysis = analysis
+    def _clear(self) -> None:
         for ln in self.lines:
             self.plot.removeItem(ln)
         self.lines = []
+        self.image.clear()
+
+    def set_analysis(self, analysis, why: str = "no trials loaded") -> None:
         cl = None if analysis is None else analysis.clusters
         if cl is None:
-            self.image.clear()
-            reason = analysis.skipped.get("clusters", "") if analysis is not None else "no analysis"
-            self.plot.setTitle("Participant agreement: " + reason)
+            why = analysis.skipped.get("clusters", "not computed") if analysis is not None else why
+            self.not_computed("Participant agreement", why)
             return
+        self._clear()
+        self.analysis = analysis
         shown = np.array(cl.ordered_agreement, dtype=float)
         np.fill_diagonal(shown, np.nan)
         finite = shown[np.isfinite(shown)]
@@ -332,14 +372,15 @@ class AgreementView(_View):
         self.image.setImage(matrix_rgba(shown, "viridis", lo, hi))
         n = len(cl.order)
         self.image.setRect(0, 0, n, n)
-        for b in cl.boundaries:
+        self.plot.setLimits(xMin=0, xMax=n, yMin=0, yMax=n)
+        self.plot.setRange(xRange=(0, n), yRange=(0, n), padding=0)
+        for b in cl.boundaries if cl.reliable or cl.k_given else ():
             for xs, ys in (([b, b], [0, n]), ([0, n], [b, b])):
                 ln = pg.PlotCurveItem(xs, ys, pen=pg.mkPen("w", width=2))
                 self.plot.addItem(ln)
                 self.lines.append(ln)
         synth = "[SYNTHETIC] " if analysis.table.synthetic else ""
-        self.plot.setTitle(f"{synth}Pairwise agreement, k = {cl.k} (silhouette {cl.silhouette:.2f}), "
-                           f"{n} participants")
+        self.plot.setTitle(f"{synth}Pairwise agreement of n = {n} participants: {cl.verdict}")
 
     def click_cell(self, i: int, j: int) -> tuple[str, str] | None:
         cl = None if self.analysis is None else self.analysis.clusters

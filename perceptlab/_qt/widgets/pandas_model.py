@@ -33,13 +33,26 @@ class PandasModel(QAbstractTableModel):
         self._index_name = index_name
         self.set_frame(frame if frame is not None else pd.DataFrame())
 
-    def set_frame(self, frame: pd.DataFrame) -> None:
+    def set_frame(self, frame: pd.DataFrame | None) -> None:
+        """Show ``frame``; a meaningful index becomes the first column (never twice: an index whose
+        name is already a column is dropped). The model reset always completes."""
+        frame = pd.DataFrame() if frame is None else frame
+        if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
+            name = frame.index.name or self._index_name or "index"
+            if name in frame.columns or isinstance(frame.index, pd.MultiIndex):
+                frame = frame.reset_index(drop=True)
+            else:
+                frame = frame.rename_axis(name).reset_index()
+        frame = frame.reset_index(drop=True)
         self.beginResetModel()
-        if self._index_name is not None or (frame.index.name is not None and not isinstance(frame.index, pd.RangeIndex)):
-            frame = frame.reset_index()
-        self._frame = frame.reset_index(drop=True)
-        self._cols = [self._frame[c].to_numpy(dtype=object) for c in self._frame.columns]
-        self.endResetModel()
+        try:
+            self._frame = frame
+            self._cols = [frame[c].to_numpy(dtype=object) for c in frame.columns]
+        finally:
+            self.endResetModel()
+
+    def clear(self) -> None:
+        self.set_frame(pd.DataFrame())
 
     def frame(self) -> pd.DataFrame:
         return self._frame
