@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from perceptlab.cli._common import drive_generation, given, require_at_least_one
+from perceptlab.cli._jobs import add_cluster_args, drive_job, open_cluster_from_args, wants_cluster
 from perceptlab.errors import PerceptLabError
 
 # Copies of engine constants, so that building the parser (every `perceptlab` call) imports no torch;
@@ -86,6 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--min-judge", type=float, default=0.5, help="judge score above (0.5); negative: no judge check")
     f.add_argument("--percentile", type=float, default=75.0, help="percentile filter: q (75, as varEmotion)")
     f.add_argument("--mnist", metavar="DIR", help="percentile filter: reference MNIST folder (default built-in subset)")
+    add_cluster_args(p)
     p.set_defaults(func=run)
 
 
@@ -162,18 +164,21 @@ def run(args: argparse.Namespace) -> int:
             f"{args.per_pair}); preset {settings.preset} - {settings.steps} steps, R={settings.resample}, "
             f"gamma {settings.gamma:g}, grad {settings.grad}; base seed {settings.seed}; {describe(device)}"
         )
-        job = generate(
-            settings,
-            targets,
-            filters=filters,
-            registry=registry,
-            library=lib,
-            device=device,
-            regenerate=args.regenerate_rejects,
-            max_rounds=args.max_rounds,
-            keep_rejects=args.keep_rejects,
-        )
-        summary = drive_generation(job, len(targets))
+        if wants_cluster(args):
+            summary = _run_on_cluster(args, settings, targets, filters, registry, lib, device)
+        else:
+            job = generate(
+                settings,
+                targets,
+                filters=filters,
+                registry=registry,
+                library=lib,
+                device=device,
+                regenerate=args.regenerate_rejects,
+                max_rounds=args.max_rounds,
+                keep_rejects=args.keep_rejects,
+            )
+            summary = drive_generation(job, len(targets))
         print(
             f"generated {summary.generated} images in {summary.seconds:.1f} s ({summary.seconds_per_image:.2f} s/image); "
             f"accepted {summary.accepted} ({summary.acceptance_rate:.1%}); "
@@ -185,3 +190,24 @@ def run(args: argparse.Namespace) -> int:
         hint = "; more --max-rounds or a larger --gamma may help" if args.regenerate_rejects else ""
         print(f"{summary.unfilled} of {summary.asked} asked stimuli have no accepted image{hint}")
     return 0
+
+
+def _run_on_cluster(args, settings, targets, filters, registry, lib, device):
+    """The same job, split into batch tasks on a Dask cluster (perceptlab.jobs.generate_job)."""
+    from perceptlab.jobs.generate_job import GenerateJob, run_generate_job  # noqa: PLC0415
+
+    job = GenerateJob.build(
+        settings, targets, filters=filters, registry=registry, library=lib, regenerate=args.regenerate_rejects,
+        max_rounds=args.max_rounds, keep_rejects=args.keep_rejects, device=str(device),
+        threads=args.threads_per_task,
+    )  # fmt: skip
+    cluster = open_cluster_from_args(args)
+    try:
+        summary = drive_job(run_generate_job(job, cluster, lib, retries=args.retries), "generating")
+    finally:
+        cluster.close()
+    made = ", ".join(f"{w} {n}" for w, n in sorted(summary.workers.items()))
+    print(f"job {job.job_id}: images per worker: {made}")
+    if summary.repeats:
+        print(f"{summary.repeats} stimuli were already in the library (same settings and seed) and were not stored again")
+    return summary
