@@ -67,6 +67,9 @@ class InProcessCluster:
     def workers(self) -> int:
         return 1
 
+    def share(self, obj: Any) -> Any:
+        return obj
+
     def submit(self, fn: Callable[..., Any], *args: Any, key: str) -> _Local:
         return _Local(key, fn, args)
 
@@ -94,6 +97,9 @@ class InProcessCluster:
         for h in handles:
             if h.state == "pending":
                 h.state = "cancelled"
+
+    def warm_up(self) -> None:
+        _import_engine()
 
     def close(self) -> None:
         pass
@@ -146,6 +152,14 @@ class DaskCluster:
     def workers(self) -> int:
         return len(self.client.nthreads())
 
+    def warm_up(self) -> None:
+        """Import torch and the engine on every worker now (a spawned worker takes seconds to)."""
+        self.client.run(_import_engine)
+
+    def share(self, obj: Any) -> Any:
+        """Send ``obj`` to every worker once; pass the returned future as a task argument."""
+        return self.client.scatter(obj, broadcast=True, hash=False)
+
     def submit(self, fn: Callable[..., Any], *args: Any, key: str):
         return self.client.submit(fn, *args, key=key, pure=False, retries=0)
 
@@ -186,6 +200,12 @@ class DaskCluster:
         finally:
             if self._cluster is not None:
                 self._cluster.close()
+
+
+def _import_engine() -> str:
+    import perceptlab.engine.generate  # noqa: F401, PLC0415
+
+    return worker_name()
 
 
 def open_cluster(workers: int | None = None, scheduler: str | None = None, *, processes: bool = True):
