@@ -277,7 +277,7 @@ def run_generate_job(
                 summary.invalid_reasons += res["invalid"]
                 still.extend(s for s, ok in zip(slots, res["passed"]) if not ok)
                 by_worker[res["worker"]] = by_worker.get(res["worker"], 0) + len(slots)
-                stored = 0
+                stored, new_ids = 0, []
                 if committer is not None and records:
                     prov = {"job": job.job_id, "task": key, "attempt": attempt, "worker": res["worker"]}
                     pairs = committer.commit(records, res["images"], **prov)
@@ -285,11 +285,12 @@ def run_generate_job(
                         rec.id = sid
                         stored += new
                         if new:
-                            summary.ids.append(sid)
+                            new_ids.append(sid)
+                summary.ids += new_ids
                 summary.records += records
                 committed[0] += 1
                 out.append({"kind": "batch", "round": rnd, "batch": j + 1, "batches": len(batches),
-                            "slots": slots, "seeds": seeds, "stored": stored, "worker": res["worker"],
+                            "slots": slots, "seeds": seeds, "stored": stored, "ids": new_ids, "worker": res["worker"],
                             "generated": summary.generated, "accepted": summary.accepted})  # fmt: skip
             return out
 
