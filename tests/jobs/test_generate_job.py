@@ -185,3 +185,27 @@ def test_cli_generate_on_two_local_workers(tiny_weights, tmp_path, monkeypatch, 
     assert _manifest(tmp_path / "a") == _manifest(tmp_path / "b") and _pngs(tmp_path / "a") == _pngs(tmp_path / "b")
     assert main([*base, "--library", str(tmp_path / "c"), "--workers", "2", "--scheduler", "tcp://x:1"]) == 2
     assert "pick one" in capsys.readouterr().err
+
+
+def test_joining_a_running_scheduler_by_address(registry, tmp_path):
+    """--scheduler ADDRESS: a client of a scheduler started elsewhere (here: a tcp LocalCluster)."""
+    running = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                                       dashboard_address=":0")  # fmt: skip
+    try:
+        assert running.scheduler_address.startswith("tcp://")
+        cluster = DaskCluster(running.scheduler_address)
+        try:
+            assert cluster.workers() == 2 and "scheduler tcp://" in cluster.describe()
+            _, summary = _run_into(tmp_path / "remote", _job(registry), cluster)
+        finally:
+            cluster.close()
+    finally:
+        running.close()
+    _, _ = _run_into(tmp_path / "local", _job(registry), InProcessCluster())
+    assert _manifest(tmp_path / "remote") == _manifest(tmp_path / "local")
+    assert _pngs(tmp_path / "remote") == _pngs(tmp_path / "local")
+
+
+def test_an_unreachable_scheduler_is_one_plain_error():
+    with pytest.raises(PerceptLabError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9.*dask scheduler"):
+        DaskCluster("tcp://127.0.0.1:9", timeout=1)
