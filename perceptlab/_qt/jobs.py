@@ -140,6 +140,7 @@ class ClusterJobsDialog(QDialog):
         layout.addWidget(self.log, 1)
         layout.addLayout(buttons)
         self.local.toggled.connect(self._update)
+        self._restore()
         self._update()
         self.resize(560, 420)
 
@@ -155,6 +156,27 @@ class ClusterJobsDialog(QDialog):
         self.submit_button.setEnabled(not running)
         self.cancel_button.setEnabled(running and not self.job.cancel_requested)
         self.kind.setEnabled(not running)
+
+    def _store(self):
+        return getattr(self.window_, "settings", None)
+
+    def _restore(self) -> None:
+        """The cluster configured last time (QSettings ``cluster/*``)."""
+        st = self._store()
+        if st is None:
+            return
+        self.address.setText(str(st.value("cluster/address", "") or ""))
+        self.workers.setValue(int(st.value("cluster/workers", 2) or 2))
+        self.threads.setValue(int(st.value("cluster/threads", 1) or 1))
+        (self.remote if st.value("cluster/mode", "local") == "scheduler" else self.local).setChecked(True)
+
+    def _save(self) -> None:
+        st = self._store()
+        if st is not None:
+            st.setValue("cluster/mode", "scheduler" if self.remote.isChecked() else "local")
+            st.setValue("cluster/address", self.address.text().strip())
+            st.setValue("cluster/workers", self.workers.value())
+            st.setValue("cluster/threads", self.threads.value())
 
     def where(self) -> dict[str, Any]:
         if self.remote.isChecked():
@@ -226,6 +248,7 @@ class ClusterJobsDialog(QDialog):
         except PerceptLabError as exc:
             show_error(self, "Cannot submit the job", exc)
             return False
+        self._save()
         self.log.clear()
         self._write(f"{kind}: {spec['what']}")
         self.progress.setRange(0, 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import time
 from pathlib import Path
 
@@ -30,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for the libraries (w1/, w2/, ...)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     p.set_defaults(func=run)
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 def _manifest(path: Path) -> list[dict]:
@@ -62,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         path = args.out / f"w{n}"
         if path.exists():
             raise PerceptLabError(f"{path} exists", "pick a new --out folder")
+        load = _load()
         cluster = DaskCluster(workers=n)
         try:
             cluster.warm_up()
@@ -77,19 +86,26 @@ def run(args: argparse.Namespace) -> int:
         finally:
             cluster.close()
         rows.append({"workers": n, "seconds": seconds, "images": summary.generated, "accepted": summary.accepted,
-                     "s_per_image": seconds / summary.generated, "per_worker": summary.workers, "path": path})  # fmt: skip
-        print(f"{n} worker(s): {summary.generated} images in {seconds:.1f} s ({seconds / summary.generated:.2f} s/image)")
+                     "s_per_image": seconds / summary.generated, "cpu_s_per_image": summary.cpu_seconds / summary.generated,
+                     "busy": summary.cpu_seconds / (seconds * n), "per_worker": summary.workers, "path": path,
+                     "load_before": load})  # fmt: skip
+        print(f"{n} worker(s): {summary.generated} images in {seconds:.1f} s ({seconds / summary.generated:.2f} s/image, "
+              f"{summary.cpu_seconds / summary.generated:.2f} CPU-s/image); load average before: {load}")
     first = rows[0]
     ref_manifest, ref_pngs = _manifest(first["path"]), _pngs(first["path"])
-    print(f"\njob {job.job_id}: {args.images} images, preset {args.preset}, {args.batch_size} per task")
-    print("workers  seconds  s/image  speedup  efficiency  identical to first")
+    cores = os.cpu_count()
+    print(f"\njob {job.job_id}: {args.images} images, preset {args.preset}, {args.batch_size} per task; {cores} cores, "
+          "shared with whatever else runs (see the load averages)")
+    print("CPU share = task CPU time / (wall time x workers): below 100% the workers waited for a core")
+    print("workers  seconds  s/image  CPU-s/image  CPU share  speedup  efficiency  identical to first")
     for row in rows:
         row["speedup"] = first["seconds"] * first["workers"] / row["seconds"] if first["workers"] == 1 else None
         row["efficiency"] = row["speedup"] / row["workers"] if row["speedup"] else None
         row["identical"] = _manifest(row["path"]) == ref_manifest and _pngs(row["path"]) == ref_pngs
         sp = f"{row['speedup']:.2f}" if row["speedup"] else "-"
         ef = f"{row['efficiency']:.0%}" if row["efficiency"] else "-"
-        print(f"{row['workers']:7d}  {row['seconds']:7.1f}  {row['s_per_image']:7.2f}  {sp:>7}  {ef:>10}  {row['identical']}")
+        print(f"{row['workers']:7d}  {row['seconds']:7.1f}  {row['s_per_image']:7.2f}  {row['cpu_s_per_image']:11.2f}  "
+              f"{row['busy']:9.0%}  {sp:>7}  {ef:>10}  {row['identical']}")
         row["path"] = str(row["path"])
     if args.json:
         args.json.write_text(json.dumps({"job": job.job_id, "preset": args.preset, "runs": rows}, indent=2))

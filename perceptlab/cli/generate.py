@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     registry.entry(settings.prior, "prior")
     if settings.judge_weight > 0 or args.min_judge >= 0:
         registry.entry(settings.judge, "judge")
-    device = pick_device(args.device)
+    on_cluster = wants_cluster(args)
+    device = None if on_cluster else pick_device(args.device)  # on a cluster each worker resolves --device
     settings = settings.replace(seed=resolve_seed(settings.seed))
     targets = expand_targets(settings.pairs, args.per_pair)
     with StimulusLibrary.open_or_create(args.library) as lib:
@@ -162,10 +163,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{settings.mode} guidance with {who}: {len(targets)} stimuli ({len(settings.pairs)} pair(s) x "
             f"{args.per_pair}); preset {settings.preset} - {settings.steps} steps, R={settings.resample}, "
-            f"gamma {settings.gamma:g}, grad {settings.grad}; base seed {settings.seed}; {describe(device)}"
+            f"gamma {settings.gamma:g}, grad {settings.grad}; base seed {settings.seed}; "
+            + (f"device {args.device} on every worker" if on_cluster else describe(device))
         )
-        if wants_cluster(args):
-            summary = _run_on_cluster(args, settings, targets, filters, registry, lib, device)
+        if on_cluster:
+            summary = _run_on_cluster(args, settings, targets, filters, registry, lib, args.device)
         else:
             job = generate(
                 settings,

@@ -18,6 +18,7 @@ from typing import Any
 
 from perceptlab.jobs.cluster import worker_name
 from perceptlab.jobs.tasks import Task, run_tasks
+from perceptlab.jobs.threads import torch_threads
 
 _CACHE: Any = None  # one FeatureCache per worker process
 _CACHE_LOCK = threading.Lock()
@@ -44,16 +45,15 @@ def run_individual_task(
     threads: int,
 ) -> dict[str, Any]:
     """One IndivNet, on whichever worker runs it. ``group``: a FinetuneResult or a registry name."""
-    import torch  # noqa: PLC0415
-
     from perceptlab.align.finetune import FinetuneRecipe, finetune_individual  # noqa: PLC0415
     from perceptlab.engine.registry import Registry  # noqa: PLC0415
 
+    from perceptlab.engine.device import pick_device  # noqa: PLC0415
+
+    device = pick_device(device)  # a worker without the driver's GPU says so
     builtin, user = (Path(f) if f and Path(f).is_dir() else None for f in folders)
     registry = Registry(builtin, user)
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         gen = finetune_individual(group, data, participant, mnist, FinetuneRecipe.from_dict(recipe),
                                   registry=registry, device=device, cache=_feature_cache())  # fmt: skip
         try:
@@ -61,8 +61,6 @@ def run_individual_task(
                 next(gen)
         except StopIteration as stop:
             result = stop.value
-    finally:
-        torch.set_num_threads(old)
     return {"result": result, "worker": worker_name()}
 
 

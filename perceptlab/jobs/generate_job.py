@@ -37,11 +37,13 @@ from typing import Any
 
 import numpy as np
 
+from perceptlab.data.images import uint8_to_float
 from perceptlab.data.library import Stimulus, StimulusLibrary
 from perceptlab.data.library_merge import ShardCommitter
 from perceptlab.errors import PerceptLabError
 from perceptlab.jobs.cluster import worker_name
 from perceptlab.jobs.tasks import Task, run_tasks
+from perceptlab.jobs.threads import torch_threads
 
 Pair = tuple[int, int]
 
@@ -56,7 +58,7 @@ class GenerateJob:
     regenerate: bool = False
     max_rounds: int = 10
     keep_rejects: bool | None = None  # None: keep rejects unless regenerate
-    device: str = "cpu"
+    device: str = "cpu"  # resolved on each worker: "auto" = its GPU if it has one
     threads: int = 1  # torch threads per task
     weight_hashes: dict[str, str] = field(default_factory=dict)  # every worker must have these weights
     builtin_dir: str | None = None  # registry folders; a worker without them uses its own defaults
@@ -178,11 +180,13 @@ def _runner(job: GenerateJob):
                 )
         reference = None
         if job.reference_image is not None:
-            arr = np.asarray(job.reference_image, dtype=np.float32) / 127.5 - 1.0
-            reference = torch.from_numpy(arr).reshape(1, 1, 28, 28)
+            arr = uint8_to_float(np.asarray(job.reference_image, dtype=np.uint8))
+            reference = torch.from_numpy(arr).reshape(1, 1, 28, 28)  # as engine.generate._reference_tensor
         settings = SamplerSettings.from_dict(job.settings).validate()
         filters = FilterSettings.from_dict(job.filters).validate()
-        runner = make_batch_runner(settings, filters, registry, job.device, reference, job.keep)
+        from perceptlab.engine.device import pick_device  # noqa: PLC0415
+
+        runner = make_batch_runner(settings, filters, registry, pick_device(job.device), reference, job.keep)
         while len(_RUNNERS) >= _KEEP_RUNNERS:
             _RUNNERS.pop(next(iter(_RUNNERS)))
         _RUNNERS[job.job_id] = runner
@@ -191,21 +195,15 @@ def _runner(job: GenerateJob):
 
 def run_generate_task(job_dict: dict[str, Any], pairs: list[Pair], seeds: list[int]) -> dict[str, Any]:
     """One batch of a job, on whichever worker runs it: sample, score, filter. Returns plain data."""
-    import torch  # noqa: PLC0415
-
     job = GenerateJob.from_dict(job_dict)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(job.threads)
-    t0 = time.perf_counter()
-    try:
+    t0, c0 = time.perf_counter(), time.thread_time()
+    with torch_threads(job.threads):
         gen = _runner(job)([tuple(p) for p in pairs], list(seeds))
         try:
             while True:
                 next(gen)
         except StopIteration as stop:
             outcome = stop.value
-    finally:
-        torch.set_num_threads(old_threads)
     return {
         "passed": list(outcome.passed),
         "records": [r.to_dict() for r in outcome.records],
@@ -214,6 +212,7 @@ def run_generate_task(job_dict: dict[str, Any], pairs: list[Pair], seeds: list[i
         "worker": worker_name(),
         "pid": os.getpid(),
         "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.thread_time() - c0,  # this thread's CPU time: the cost without contention
     }
 
 
@@ -244,7 +243,8 @@ def run_generate_job(
     Yields the task runner's ``{"kind": "job", ...}`` records with ``round``, ``generated``,
     ``accepted`` and ``stored`` added, and ``{"kind": "batch", ...}`` after each commit. Returns a
     :class:`perceptlab.engine.generate.GenerateSummary` (with ``repeats`` — records already in the
-    library — and ``workers`` — which worker made how many images — set on it as attributes).
+    library —, ``workers`` — which worker made how many images — and ``cpu_seconds`` — the tasks' CPU
+    time — set on it as attributes).
     """
     from perceptlab.engine.generate import GenerateSummary  # noqa: PLC0415
 
@@ -253,6 +253,7 @@ def run_generate_job(
     summary = GenerateSummary(asked=len(job.targets), base_seed=job.base_seed)
     committer = ShardCommitter(library) if library is not None else None
     by_worker: dict[str, int] = {}
+    cpu = [0.0]  # task CPU seconds (the calling thread's; with threads=1 that is the sampling work)
     pending = list(range(len(job.targets)))
     rounds = job.max_rounds if job.regenerate else 1
     for rnd in range(1, rounds + 1):
@@ -277,6 +278,7 @@ def run_generate_job(
                 summary.invalid_reasons += res["invalid"]
                 still.extend(s for s, ok in zip(slots, res["passed"]) if not ok)
                 by_worker[res["worker"]] = by_worker.get(res["worker"], 0) + len(slots)
+                cpu[0] += res.get("cpu_seconds", 0.0)
                 stored, new_ids = 0, []
                 if committer is not None and records:
                     prov = {"job": job.job_id, "task": key, "attempt": attempt, "worker": res["worker"]}
@@ -325,4 +327,5 @@ def run_generate_job(
     summary.seconds = time.perf_counter() - t0
     summary.repeats = committer.repeats if committer is not None else 0
     summary.workers = by_worker
+    summary.cpu_seconds = cpu[0]
     return summary

@@ -50,6 +50,7 @@ def test_generate_on_two_local_workers_lands_in_the_open_library(make_window, qt
     log = dlg.log.toPlainText()
     assert "cluster: Dask local cluster" in log and "Done: 6 images" in log
     qtbot.waitUntil(dlg.submit_button.isEnabled, timeout=10_000)  # once the worker thread has ended
+    assert w.settings.value("cluster/mode") == "local" and int(w.settings.value("cluster/workers")) == 2
 
 
 def test_cancel_stops_the_job_and_keeps_what_was_committed(make_window, qtbot, tmp_path):
@@ -80,3 +81,41 @@ def test_refusals_are_plain(make_window, dialogs):
     dlg.address.setText("tcp://127.0.0.1:1")
     assert not dlg.submit()
     assert "no trials are loaded" in dialogs.texts()
+
+
+def test_align_indivnets_on_a_local_worker_land_in_the_model_store(make_window, qtbot, tmp_path):
+    import torch
+
+    from perceptlab.data.images import write_png
+    from perceptlab.data.trials import load_trials
+    from tests.align.conftest import fake_mnist, make_stimuli, make_trials
+
+    torch.set_num_threads(1)  # tiny models (the Qt conftest restores the count)
+    keys, images, dominant = make_stimuli(n=60, seed=4)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for k, img in zip(keys, images):
+        write_png(folder / k, img)
+    csv = tmp_path / "trials.csv"
+    make_trials(keys, dominant, participants=3, seed=5).to_csv(csv, index=False)
+    w = make_window()
+    qtbot.waitUntil(lambda: w.session.mnist is not None, timeout=10_000)
+    w.session.mnist = fake_mnist()
+    w.session.set_trials(load_trials(csv), csv)
+    a = w.align
+    a.set_images_folder(folder)
+    a.level.setCurrentIndex(a.level.findData("both"))
+    a.epochs.setValue(1)
+    a.batch_size.setValue(32)
+    dlg = _open_dialog(w)
+    dlg.kind.setCurrentIndex(dlg.kind.findData("align"))
+    dlg.workers.setValue(1)
+    changed = []
+    w.session.modelsChanged.connect(lambda: changed.append(1))
+    with qtbot.waitSignal(dlg.jobFinished, timeout=90_000) as blocker:
+        assert dlg.submit()
+    assert blocker.args == ["done"], dlg.log.toPlainText()
+    names = {p.stem for p in w.session.registry.user_dir.glob("*.json")}
+    assert names == {"vgg-group", "vgg-indiv-P0", "vgg-indiv-P1", "vgg-indiv-P2"}
+    assert changed and "Done: 4 model(s) saved" in dlg.status.text()
+    assert dlg.log.toPlainText().count("saved vgg-indiv-") == 3
