@@ -266,9 +266,17 @@ class ShardCommitter:
         self.index, _ = _target_index(library)
         self.repeats = 0
 
-    def commit(self, records: Sequence[Stimulus], images: np.ndarray, **provenance: Any) -> list[tuple[str, bool]]:
-        """Store the new records (with ``provenance`` added); returns (id, newly stored) per record."""
+    def commit(
+        self,
+        records: Sequence[Stimulus],
+        images: np.ndarray,
+        per_record: Sequence[Mapping[str, Any]] | None = None,
+        **provenance: Any,
+    ) -> list[tuple[str, bool]]:
+        """Store the new records in one transaction, with ``provenance`` (and ``per_record[i]``, e.g. the
+        task and worker of each) added; returns (id, newly stored) per record."""
         images = np.asarray(images)
+        extra = list(per_record) if per_record is not None else [{}] * len(records)
         keys = [stimulus_key(r, img if r.seed is None else None) for r, img in zip(records, images)]
         fresh: list[int] = []
         seen: set[str] = set()
@@ -278,7 +286,7 @@ class ShardCommitter:
                 if key is not None:
                     seen.add(key)
         stored = self.library.add(
-            [with_provenance(records[i], **provenance) for i in fresh], images[fresh] if fresh else images[:0]
+            [with_provenance(records[i], **provenance, **extra[i]) for i in fresh], images[fresh] if fresh else images[:0]
         )
         out: list[tuple[str, bool]] = []
         new_ids = dict(zip(fresh, stored))

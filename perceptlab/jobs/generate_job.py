@@ -267,33 +267,46 @@ def run_generate_job(
         still: list[int] = []
 
         def commit_ready(rnd=rnd, batches=batches, results=results, committed=committed, still=still):
-            out = []
+            """Commit every batch that is next in order, all of them in one library transaction (a
+            commit costs a fixed ~0.1-0.3 s plus an fsync per image: fewer, larger ones keep up)."""
+            ready_now = []
             while committed[0] in results:
                 j = committed[0]
                 res, attempt, key = results.pop(j)
+                ready_now.append((j, res, [Stimulus.from_dict(r) for r in res["records"]],
+                                  {"task": key, "attempt": attempt, "worker": res["worker"]}))  # fmt: skip
+                committed[0] += 1
+            pairs: list[tuple[str, bool]] = []
+            if committer is not None and ready_now:
+                recs = [r for _, _, rs, _ in ready_now for r in rs]
+                if recs:
+                    images = np.concatenate([np.asarray(res["images"], np.uint8).reshape(-1, 28, 28)
+                                             for _, res, _, _ in ready_now])  # fmt: skip
+                    per = [prov for _, _, rs, prov in ready_now for _ in rs]
+                    pairs = committer.commit(recs, images, per, job=job.job_id)
+            out = []
+            k = 0
+            for j, res, records, _ in ready_now:
                 slots, seeds = batches[j]
-                records = [Stimulus.from_dict(r) for r in res["records"]]
                 summary.generated += len(slots)
                 summary.accepted += sum(res["passed"])
                 summary.invalid_reasons += res["invalid"]
                 still.extend(s for s, ok in zip(slots, res["passed"]) if not ok)
                 by_worker[res["worker"]] = by_worker.get(res["worker"], 0) + len(slots)
                 cpu[0] += res.get("cpu_seconds", 0.0)
-                stored, new_ids = 0, []
-                if committer is not None and records:
-                    prov = {"job": job.job_id, "task": key, "attempt": attempt, "worker": res["worker"]}
-                    pairs = committer.commit(records, res["images"], **prov)
-                    for rec, (sid, new) in zip(records, pairs):
+                new_ids = []
+                if committer is not None:
+                    for rec, (sid, new) in zip(records, pairs[k : k + len(records)]):
                         rec.id = sid
-                        stored += new
                         if new:
                             new_ids.append(sid)
+                    k += len(records)
                 summary.ids += new_ids
                 summary.records += records
-                committed[0] += 1
                 out.append({"kind": "batch", "round": rnd, "batch": j + 1, "batches": len(batches),
-                            "slots": slots, "seeds": seeds, "stored": stored, "ids": new_ids, "worker": res["worker"],
-                            "generated": summary.generated, "accepted": summary.accepted})  # fmt: skip
+                            "slots": slots, "seeds": seeds, "stored": len(new_ids), "ids": new_ids,
+                            "worker": res["worker"], "generated": summary.generated,
+                            "accepted": summary.accepted})  # fmt: skip
             return out
 
         tasks = [
