@@ -46,6 +46,8 @@ def open_cluster_from_args(args: argparse.Namespace):
 
     cluster = open_cluster(args.workers, args.scheduler)
     print(f"cluster: {cluster.describe()}")
+    if cluster.workers() == 0:
+        print("note: no worker is connected yet; the tasks wait until one joins ('dask worker ADDRESS')")
     return cluster
 
 

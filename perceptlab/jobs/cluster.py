@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -120,7 +119,6 @@ class DaskCluster:
     ):
         distributed = _require_dask()
         self._cluster = None
-        self._lock = threading.Lock()
         if address:
             try:
                 self.client = distributed.Client(address, timeout=timeout, set_as_default=False)
@@ -220,13 +218,3 @@ def open_cluster(workers: int | None = None, scheduler: str | None = None, *, pr
     if workers:
         return DaskCluster(workers=workers, processes=processes)
     return InProcessCluster()
-
-
-def wait_for_workers(cluster: Any, n: int, timeout: float = 60.0) -> None:
-    """Block until ``n`` workers are connected (a scheduler whose workers are still starting)."""
-    t0 = time.monotonic()
-    while cluster.workers() < n:
-        if time.monotonic() - t0 > timeout:
-            raise PerceptLabError(f"only {cluster.workers()} of {n} workers connected after {timeout:.0f} s",
-                                  "start more workers ('dask worker ADDRESS') or wait longer")  # fmt: skip
-        time.sleep(0.2)

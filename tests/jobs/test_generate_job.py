@@ -8,7 +8,7 @@ import csv
 import numpy as np
 import pytest
 
-from perceptlab.data.library import MANIFEST_COLUMNS, Stimulus, StimulusLibrary
+from perceptlab.data.library import Stimulus, StimulusLibrary
 from perceptlab.engine.generate import BatchOutcome, expand_targets, fill_targets, generate
 from perceptlab.engine.sampler import SamplerSettings
 from perceptlab.errors import PerceptLabError
