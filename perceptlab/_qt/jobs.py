@@ -48,6 +48,16 @@ def _eta(seconds: float | None) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
+def _preload() -> bool:
+    try:
+        import distributed  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    import perceptlab.jobs.generate_job  # noqa: F401, PLC0415
+
+    return True
+
+
 def run_cluster_job(kind: str, spec: dict[str, Any], where: dict[str, Any]) -> Generator[dict, None, Any]:
     """Open the cluster, run one job on it, close it (also when cancelled). Runs in a worker thread."""
     from perceptlab.jobs.cluster import open_cluster  # noqa: PLC0415
@@ -142,6 +152,8 @@ class ClusterJobsDialog(QDialog):
         self.local.toggled.connect(self._update)
         self._restore()
         self._update()
+        # Load Dask now, off the GUI thread: its first import (C extensions) holds the GIL for ~0.5 s.
+        self.preload = Job(_preload, name="dask-preload", parent=self).start()
         self.resize(560, 420)
 
     # ---- state

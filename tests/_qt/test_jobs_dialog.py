@@ -7,6 +7,8 @@ import pytest
 
 pytest.importorskip("distributed")
 
+from tests._qt.test_explore import GapMeter  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _fork_workers():
@@ -40,10 +42,15 @@ def test_generate_on_two_local_workers_lands_in_the_open_library(make_window, qt
     dlg.workers.setValue(2)
     added = []
     w.session.stimuliAdded.connect(added.extend)
+    qtbot.waitUntil(lambda: not dlg.preload.is_running(), timeout=30_000)  # Dask loaded when the dialog opened
+    meter = GapMeter()
+    meter.start()
     with qtbot.waitSignal(dlg.jobFinished, timeout=60_000) as blocker:
         assert dlg.submit()
         assert not dlg.submit_button.isEnabled() and dlg.cancel_button.isEnabled()
+    max_gap = meter.stop()
     assert blocker.args == ["done"]
+    assert max_gap < 0.25  # the cluster starts and the job runs off the GUI thread
     assert len(w.session.library) == 6 and sorted(added) == w.session.library.ids()
     assert sorted(r.seed for r in w.session.library.records()) == list(range(3, 9))
     assert "tasks done 3/3" in dlg.status.text() or dlg.status.text().startswith("Done: 6 images")
