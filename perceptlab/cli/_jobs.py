@@ -11,7 +11,8 @@ from tqdm import tqdm
 from perceptlab.errors import PerceptLabError
 
 
-def add_cluster_args(p: argparse.ArgumentParser) -> None:
+def add_cluster_args(p: argparse.ArgumentParser, threads: bool = True):
+    """--workers, --scheduler, --retries and (``threads``) --threads-per-task; returns the group."""
     g = p.add_argument_group("cluster (Dask distributed; pip install 'perceptlab[cluster]')")
     g.add_argument(
         "--workers", type=int, metavar="N", help="run the job's tasks on a local Dask cluster of N worker processes"
@@ -21,20 +22,22 @@ def add_cluster_args(p: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="run the job's tasks on a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (see the README)",
     )
-    g.add_argument(
-        "--threads-per-task",
-        type=int,
-        default=1,
-        metavar="T",
-        help="torch threads of each task (part of the job: the thread count can change float bits; default 1)",
-    )
+    if threads:
+        g.add_argument(
+            "--threads-per-task",
+            type=int,
+            default=1,
+            metavar="T",
+            help="torch threads of each task (part of the job: the thread count can change float bits; default 1)",
+        )
     g.add_argument("--retries", type=int, default=2, help="re-runs of a failed task before the job stops (default 2)")
+    return g
 
 
 def wants_cluster(args: argparse.Namespace) -> bool:
     if args.workers is not None and args.workers < 1:
         raise PerceptLabError(f"--workers {args.workers}", "use at least 1 worker")
-    if args.threads_per_task < 1:
+    if getattr(args, "threads_per_task", 1) < 1:
         raise PerceptLabError(f"--threads-per-task {args.threads_per_task}", "use at least 1 thread")
     if args.retries < 0:
         raise PerceptLabError(f"--retries {args.retries}", "use 0 or more retries")

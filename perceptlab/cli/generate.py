@@ -8,6 +8,7 @@ from pathlib import Path
 
 from perceptlab.cli._common import drive_generation, given, require_at_least_one
 from perceptlab.cli._jobs import add_cluster_args, drive_job, open_cluster_from_args, wants_cluster
+from perceptlab.data.library import StimulusLibrary
 from perceptlab.errors import PerceptLabError
 
 # Copies of engine constants, so that building the parser (every `perceptlab` call) imports no torch;
@@ -87,7 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--min-judge", type=float, default=0.5, help="judge score above (0.5); negative: no judge check")
     f.add_argument("--percentile", type=float, default=75.0, help="percentile filter: q (75, as varEmotion)")
     f.add_argument("--mnist", metavar="DIR", help="percentile filter: reference MNIST folder (default built-in subset)")
-    add_cluster_args(p)
+    add_cluster_args(p).add_argument(
+        "--save-job", type=Path, metavar="JSON", help="write the job description instead of running it ('perceptlab job run')"
+    )
     p.set_defaults(func=run)
 
 
@@ -134,7 +137,6 @@ def _filters(args: argparse.Namespace, settings, registry):
 
 
 def run(args: argparse.Namespace) -> int:
-    from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
     from perceptlab.engine.device import describe, pick_device  # noqa: PLC0415
     from perceptlab.engine.generate import expand_targets, generate, resolve_seed  # noqa: PLC0415
     from perceptlab.engine.registry import default_registry  # noqa: PLC0415
@@ -149,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     if settings.judge_weight > 0 or args.min_judge >= 0:
         registry.entry(settings.judge, "judge")
     on_cluster = wants_cluster(args)
+    if args.save_job:
+        return _save_job(args, settings, expand_targets(settings.pairs, args.per_pair), registry)
     device = None if on_cluster else pick_device(args.device)  # on a cluster each worker resolves --device
     settings = settings.replace(seed=resolve_seed(settings.seed))
     targets = expand_targets(settings.pairs, args.per_pair)
@@ -191,6 +195,26 @@ def run(args: argparse.Namespace) -> int:
     if summary.unfilled:
         hint = "; more --max-rounds or a larger --gamma may help" if args.regenerate_rejects else ""
         print(f"{summary.unfilled} of {summary.asked} asked stimuli have no accepted image{hint}")
+    return 0
+
+
+def _save_job(args, settings, targets, registry) -> int:
+    """``--save-job``: the job description as JSON, to run anywhere with ``perceptlab job run``."""
+    from perceptlab.jobs.generate_job import GenerateJob  # noqa: PLC0415
+
+    lib = StimulusLibrary.open(args.library) if settings.reference is not None else None
+    try:
+        job = GenerateJob.build(
+            settings, targets, filters=_filters(args, settings, registry), registry=registry, library=lib,
+            regenerate=args.regenerate_rejects, max_rounds=args.max_rounds, keep_rejects=args.keep_rejects,
+            device=args.device, threads=args.threads_per_task,
+        )  # fmt: skip
+    finally:
+        if lib is not None:
+            lib.close()
+    args.save_job.write_text(job.to_json() + "\n", encoding="utf-8")
+    print(f"wrote job {job.job_id} ({len(targets)} stimuli, base seed {job.base_seed}) to {args.save_job}; "
+          f"run it with: perceptlab job run {args.save_job} --library {args.library}")
     return 0
 
 

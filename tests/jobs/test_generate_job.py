@@ -209,3 +209,28 @@ def test_joining_a_running_scheduler_by_address(registry, tmp_path):
 def test_an_unreachable_scheduler_is_one_plain_error():
     with pytest.raises(PerceptLabError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9.*dask scheduler"):
         DaskCluster("tcp://127.0.0.1:9", timeout=1)
+
+
+def test_a_saved_job_description_runs_anywhere_with_the_same_result(tiny_weights, tmp_path, monkeypatch, capsys):
+    import perceptlab.engine.registry as registry_module
+    from perceptlab.cli import main
+
+    monkeypatch.setenv("PERCEPTLAB_WEIGHTS", str(tiny_weights))
+    monkeypatch.setenv("PERCEPTLAB_MODELS", str(tmp_path / "user_models"))
+    monkeypatch.setattr(registry_module, "_default", None)
+    job = tmp_path / "job.json"
+    argv = ["generate", "--classifier", "vgg", "--pairs", "3-5,4-9", "--per-pair", "3", "--steps", "2",
+            "--resample", "1", "--batch-size", "2", "--seed", "8", "--library", str(tmp_path / "a")]  # fmt: skip
+    assert main([*argv, "--save-job", str(job)]) == 0
+    assert "wrote job gen-" in capsys.readouterr().out and not (tmp_path / "a").exists()
+    assert main(["job", "show", str(job)]) == 0
+    assert "6 stimuli over 2 pair(s)" in capsys.readouterr().out
+    assert main(["job", "run", str(job), "--library", str(tmp_path / "a")]) == 0  # in-process
+    assert main(["job", "run", str(job), "--library", str(tmp_path / "b"), "--workers", "2"]) == 0
+    assert _manifest(tmp_path / "a") == _manifest(tmp_path / "b") and _pngs(tmp_path / "a") == _pngs(tmp_path / "b")
+    assert main(["job", "run", str(job), "--library", str(tmp_path / "b")]) == 0  # again: nothing new
+    assert "stored 0" in capsys.readouterr().out.splitlines()[-1]
+    assert len(_manifest(tmp_path / "b")) == 6
+    job.write_text("{not json")
+    assert main(["job", "run", str(job), "--library", str(tmp_path / "c")]) == 2
+    assert "line 1: not valid JSON" in capsys.readouterr().err
