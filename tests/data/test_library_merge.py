@@ -222,3 +222,21 @@ def test_cli_merge(tmp_path, capsys):
     assert lines[2].endswith(",s000002,s000002")
     with StimulusLibrary.open(tmp_path / "c") as lib:
         assert [(r.status, r.tags) for r in lib.records()] == [("accepted", ["a", "b"]), ("rejected", [])]
+
+
+def test_merge_keeps_the_job_provenance_of_generated_stimuli(tmp_path):
+    """A job's shard (job, task, worker recorded by the engine) merged with another: all of it survives."""
+    for name, worker in (("a", "tcp://node1:4001"), ("b", "tcp://node2:4002")):
+        with StimulusLibrary.create(tmp_path / name) as lib:
+            seeds = (0, 1) if name == "a" else (1, 2)  # seed 1 is in both
+            ShardCommitter(lib).commit([_record((3, 5), s, 0) for s in seeds],
+                                       np.stack([_image((3, 5), s, 0) for s in seeds]),
+                                       [{"task": f"t{s}"} for s in seeds], job="gen-1", worker=worker)  # fmt: skip
+    report = merge_libraries([tmp_path / "a", tmp_path / "b"], tmp_path / "c")
+    assert (report.added, len(report.repeats)) == (3, 1)
+    with StimulusLibrary.open(tmp_path / "c") as lib:
+        prov = {r.seed: r.settings[PROVENANCE] for r in lib.records()}
+    assert prov[0]["worker"] == prov[1]["worker"] == "tcp://node1:4001" and prov[2]["worker"] == "tcp://node2:4002"
+    assert prov[1]["job"] == "gen-1" and prov[1]["task"] == "t1"
+    assert [s["library"].endswith("/a") for s in prov[1]["sources"]] == [True, False]  # kept copy, then its repeat
+    assert prov[1]["sources"][1] == {"library": str((tmp_path / "b").resolve()), "id": "s000001", "repeat": True}
