@@ -4,7 +4,8 @@
 every record of the fine-tuning and evaluation generators is re-yielded with ``model`` (the name
 being trained) and ``stage`` added. Each model is written only after its training returned, so
 closing the generator (cancel) leaves the models already finished — complete — and nothing of the one
-in flight. Names are checked before any training starts, so a clash costs no training time.
+in flight. Names are checked before any training starts, so a clash costs no training time. With a
+``cluster`` the IndivNets are parallel tasks (:mod:`perceptlab.jobs.align_job`), saved as they arrive.
 """
 
 from __future__ import annotations
