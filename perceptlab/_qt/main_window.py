@@ -148,6 +148,9 @@ class MainWindow(QMainWindow):
             edit.addAction(self._action(text, lambda key=key: self.curate.curate_key(key)))
         run = bar.addMenu("&Run")
         run.addActions([self.act_generate, self.act_stop])
+        from perceptlab._qt.jobs import add_jobs_action  # noqa: PLC0415  (Run > Cluster jobs…)
+
+        add_jobs_action(self, run)
         view = bar.addMenu("&View")
         for i, name in enumerate(PANELS):
             view.addAction(self._action(name, lambda i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}"))

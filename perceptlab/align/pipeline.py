@@ -4,7 +4,8 @@
 every record of the fine-tuning and evaluation generators is re-yielded with ``model`` (the name
 being trained) and ``stage`` added. Each model is written only after its training returned, so
 closing the generator (cancel) leaves the models already finished — complete — and nothing of the one
-in flight. Names are checked before any training starts, so a clash costs no training time.
+in flight. Names are checked before any training starts, so a clash costs no training time. With a
+``cluster`` the IndivNets are parallel tasks (:mod:`perceptlab.jobs.align_job`), saved as they arrive.
 """
 
 from __future__ import annotations
@@ -103,8 +104,13 @@ def run_alignment(
     registry: Registry | None = None,
     device: torch.device | str = "cpu",
     cache: FeatureCache | None = None,
+    cluster: Any = None,
+    threads_per_task: int = 1,
+    retries: int = 2,
 ) -> Generator[dict[str, Any], None, dict]:
-    """Run an alignment job (see the module docstring); returns the metrics dict."""
+    """Run an alignment job (see the module docstring); returns the metrics dict. With a ``cluster``
+    (:mod:`perceptlab.jobs.cluster`) the IndivNets are fine-tuned as parallel tasks on it
+    (:mod:`perceptlab.jobs.align_job`); the GroupNet is trained here, once."""
     job.validate()
     if registry is None:
         registry = Registry(user_dir=job.models_dir) if job.models_dir else default_registry()
@@ -154,7 +160,19 @@ def run_alignment(
         group = res
         yield {"kind": "saved", "model": group_name, "paths": saved[group_name]}
     indiv: dict[str, FinetuneResult] = {}
-    for i, pid in enumerate(indiv_names, start=1):
+    if cluster is not None and indiv_names:
+        from perceptlab.jobs.align_job import fan_out_individuals  # noqa: PLC0415
+
+        def arrived(pid: str, res: FinetuneResult, worker: str) -> dict[str, Any]:
+            store(res, indiv_names[pid])
+            indiv[pid] = res
+            return {"kind": "saved", "model": indiv_names[pid], "paths": saved[indiv_names[pid]], "worker": worker}
+
+        yield from fan_out_individuals(cluster, group, data, list(indiv_names), mnist, job.recipe, registry=registry,
+                                       device=device, on_result=arrived, threads=threads_per_task, retries=retries)  # fmt: skip
+        indiv = {pid: indiv[pid] for pid in indiv_names}  # participant order, whatever order they came in
+        results.update({indiv_names[pid]: res for pid, res in indiv.items()})
+    for i, pid in enumerate(indiv_names if cluster is None else {}, start=1):
         name = indiv_names[pid]
         res = yield from _tagged(
             finetune_individual(group, data, pid, mnist, job.recipe, registry=registry, device=device, cache=cache),

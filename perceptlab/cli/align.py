@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from perceptlab.cli._common import registry_from_args, require_at_least_one
+from perceptlab.cli._jobs import add_cluster_args, format_eta, open_cluster_from_args, wants_cluster
 from perceptlab.errors import PerceptLabError
 
 TRAINABLE_CHOICES = ("auto", "all", "head", "readout", "calibration")
@@ -158,6 +159,16 @@ class _Progress:
                 f"manipulation arm {rec['arm']}: {rec['stored']} stored, {rec['accepted']} of {rec['generated']} "
                 f"passed the filter ({rec['seconds']:.1f} s)"
             )
+        elif kind == "job":  # a fan-out on a cluster: one bar over its tasks
+            from tqdm import tqdm  # noqa: PLC0415
+
+            if self.bar is None or self.model != "job":
+                self.close()
+                self.model = "job"
+                self.bar = tqdm(total=rec["total"], desc=f"{rec.get('stage', 'job')} tasks", dynamic_ncols=True)
+            self.bar.set_postfix(running=rec["running"], failed=rec["failed"], eta=format_eta(rec["eta_s"]),
+                                 refresh=False)  # fmt: skip
+            self.bar.update(rec["done"] - self.bar.n)
         elif kind == "stage":
             self.write(
                 f"[{rec['stage']}] " + ", ".join(f"{k}={v}" for k, v in rec.items() if k not in ("kind", "stage"))
@@ -251,6 +262,7 @@ def _register_align(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--mnist", metavar="DIR", help="MNIST folder (IDX/.npz) to mix in; default: the built-in subset")
     _recipe_args(p)
+    add_cluster_args(p)  # --workers / --scheduler: the IndivNets as parallel tasks
     p.set_defaults(func=run_align)
 
 
@@ -313,7 +325,16 @@ def run_align(args: argparse.Namespace) -> int:
         evaluate=not args.no_eval,
     )
     print(f"recipe: {json.dumps(recipe.to_dict())}")
-    metrics = _drive(run_alignment(job, data, mnist, registry=registry, device=device), _Progress())
+    cluster = open_cluster_from_args(args) if wants_cluster(args) else None
+    try:
+        metrics = _drive(
+            run_alignment(job, data, mnist, registry=registry, device=device, cluster=cluster,
+                          threads_per_task=args.threads_per_task, retries=args.retries),
+            _Progress(),
+        )  # fmt: skip
+    finally:
+        if cluster is not None:
+            cluster.close()
     if metrics.get("evaluation"):
         print(format_report(metrics["evaluation"]))
     print(f"wrote {Path(args.out) / 'metrics.json'} ({metrics['seconds']['total']:.1f} s)")

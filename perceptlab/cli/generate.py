@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 from perceptlab.cli._common import drive_generation, given, require_at_least_one
+from perceptlab.cli._jobs import add_cluster_args, drive_job, open_cluster_from_args, wants_cluster
+from perceptlab.data.library import StimulusLibrary
 from perceptlab.errors import PerceptLabError
 
 # Copies of engine constants, so that building the parser (every `perceptlab` call) imports no torch;
@@ -93,6 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--min-judge", type=float, default=0.5, help="judge score above (0.5); negative: no judge check")
     f.add_argument("--percentile", type=float, default=75.0, help="percentile filter: q (75, as varEmotion)")
     f.add_argument("--mnist", metavar="DIR", help="percentile filter: reference MNIST folder (default built-in subset)")
+    add_cluster_args(p).add_argument(
+        "--save-job", type=Path, metavar="JSON", help="write the job description instead of running it ('perceptlab job run')"
+    )
     p.set_defaults(func=run)
 
 
@@ -141,7 +146,6 @@ def _filters(args: argparse.Namespace, settings, registry):
 
 
 def run(args: argparse.Namespace) -> int:
-    from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
     from perceptlab.engine.device import describe, pick_device  # noqa: PLC0415
     from perceptlab.engine.generate import expand_targets, generate, resolve_seed  # noqa: PLC0415
     from perceptlab.engine.registry import default_registry  # noqa: PLC0415
@@ -157,7 +161,10 @@ def run(args: argparse.Namespace) -> int:
     registry.entry(settings.prior, "prior")
     if settings.judge_weight > 0 or args.min_judge >= 0:
         registry.entry(settings.judge, "judge")
-    device = pick_device(args.device)
+    on_cluster = wants_cluster(args)
+    if args.save_job:
+        return _save_job(args, settings, expand_targets(settings.pairs, args.per_pair), registry)
+    device = None if on_cluster else pick_device(args.device)  # on a cluster each worker resolves --device
     settings = settings.replace(seed=resolve_seed(settings.seed))
     targets = expand_targets(settings.pairs, args.per_pair)
     with StimulusLibrary.open_or_create(args.library) as lib:
@@ -171,20 +178,24 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{settings.mode} guidance with {who}: {len(targets)} stimuli ({len(settings.pairs)} pair(s) x "
             f"{args.per_pair}); preset {settings.preset} - {settings.steps} steps, R={settings.resample}, "
-            f"gamma {settings.gamma:g}, grad {settings.grad}; base seed {settings.seed}; {describe(device)}"
+            f"gamma {settings.gamma:g}, grad {settings.grad}; base seed {settings.seed}; "
+            + (f"device {args.device} on every worker" if on_cluster else describe(device))
         )
-        job = generate(
-            settings,
-            targets,
-            filters=filters,
-            registry=registry,
-            library=lib,
-            device=device,
-            regenerate=args.regenerate_rejects,
-            max_rounds=args.max_rounds,
-            keep_rejects=args.keep_rejects,
-        )
-        summary = drive_generation(job, len(targets))
+        if on_cluster:
+            summary = _run_on_cluster(args, settings, targets, filters, registry, lib, args.device)
+        else:
+            job = generate(
+                settings,
+                targets,
+                filters=filters,
+                registry=registry,
+                library=lib,
+                device=device,
+                regenerate=args.regenerate_rejects,
+                max_rounds=args.max_rounds,
+                keep_rejects=args.keep_rejects,
+            )
+            summary = drive_generation(job, len(targets))
         print(
             f"generated {summary.generated} images in {summary.seconds:.1f} s ({summary.seconds_per_image:.2f} s/image); "
             f"accepted {summary.accepted} ({summary.acceptance_rate:.1%}); "
@@ -211,3 +222,44 @@ def _print_transfer(records) -> None:
     if "all" in per:
         parts.append(f"all observers {per['all']['rate']:.0%}")
     print("observer transfer of accepted images (independent observers, never guide or filter): " + ", ".join(parts))
+
+
+def _save_job(args, settings, targets, registry) -> int:
+    """``--save-job``: the job description as JSON, to run anywhere with ``perceptlab job run``."""
+    from perceptlab.jobs.generate_job import GenerateJob  # noqa: PLC0415
+
+    lib = StimulusLibrary.open(args.library) if settings.reference is not None else None
+    try:
+        job = GenerateJob.build(
+            settings, targets, filters=_filters(args, settings, registry), registry=registry, library=lib,
+            regenerate=args.regenerate_rejects, max_rounds=args.max_rounds, keep_rejects=args.keep_rejects,
+            device=args.device, threads=args.threads_per_task,
+        )  # fmt: skip
+    finally:
+        if lib is not None:
+            lib.close()
+    args.save_job.write_text(job.to_json() + "\n", encoding="utf-8")
+    print(f"wrote job {job.job_id} ({len(targets)} stimuli, base seed {job.base_seed}) to {args.save_job}; "
+          f"run it with: perceptlab job run {args.save_job} --library {args.library}")
+    return 0
+
+
+def _run_on_cluster(args, settings, targets, filters, registry, lib, device):
+    """The same job, split into batch tasks on a Dask cluster (perceptlab.jobs.generate_job)."""
+    from perceptlab.jobs.generate_job import GenerateJob, run_generate_job  # noqa: PLC0415
+
+    job = GenerateJob.build(
+        settings, targets, filters=filters, registry=registry, library=lib, regenerate=args.regenerate_rejects,
+        max_rounds=args.max_rounds, keep_rejects=args.keep_rejects, device=str(device),
+        threads=args.threads_per_task,
+    )  # fmt: skip
+    cluster = open_cluster_from_args(args)
+    try:
+        summary = drive_job(run_generate_job(job, cluster, lib, retries=args.retries), "generating")
+    finally:
+        cluster.close()
+    made = ", ".join(f"{w} {n}" for w, n in sorted(summary.workers.items()))
+    print(f"job {job.job_id}: images per worker: {made}")
+    if summary.repeats:
+        print(f"{summary.repeats} stimuli were already in the library (same settings and seed) and were not stored again")
+    return summary

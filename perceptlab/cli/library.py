@@ -63,6 +63,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, default=2, help="pixels per image pixel (2)")
     p.set_defaults(func=_sheet)
 
+    p = sub.add_parser(
+        "merge",
+        help="merge libraries into one, keeping provenance and curation, de-duplicating repeats",
+        description="Copy the stimuli of libraries A B ... into --out (new, empty, or an existing library). "
+        "Every stimulus gets a fresh id (old ids are kept in its provenance; --id-map writes old -> new); "
+        "settings, seeds, weight hashes and curation (status, tags, notes) are kept. Two copies of the same "
+        "(settings, seed) are one stimulus: by default the first is kept and the tags and decisions of the "
+        "others are folded into it; an accepted copy against a rejected one is refused unless "
+        "--on-conflict first.",
+    )
+    p.add_argument("sources", nargs="+", type=Path, metavar="LIBRARY", help="libraries to merge, in order")
+    p.add_argument("--out", type=Path, required=True, help="target library folder")
+    p.add_argument(
+        "--on-repeat",
+        choices=("skip", "refuse"),
+        default="skip",
+        help="repeats of the same (settings, seed): skip = de-duplicate (default), refuse = stop",
+    )
+    p.add_argument(
+        "--on-conflict",
+        choices=("refuse", "first"),
+        default="refuse",
+        help="accepted vs rejected copies of one stimulus: refuse (default) or keep the first one's status",
+    )
+    p.add_argument("--id-map", type=Path, metavar="CSV", help="write source,old_id,new_id for every copied stimulus")
+    p.set_defaults(func=_merge)
+
 
 def _create(args: argparse.Namespace) -> int:
     with StimulusLibrary.create(args.dir) as lib:
@@ -132,4 +159,16 @@ def _sheet(args: argparse.Namespace) -> int:
         recs = select_stimuli(lib, status=args.status, passed=args.passed, mode=args.mode, tag=args.tag, limit=args.max)
         path = write_contact_sheet(lib, args.out, recs, cols=args.cols, scale=args.scale)
     print(f"wrote {path} ({len(recs)} stimuli)")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from perceptlab.data.library_merge import merge_libraries  # noqa: PLC0415
+
+    report = merge_libraries(args.sources, args.out, on_repeat=args.on_repeat, on_conflict=args.on_conflict)
+    print(report.summary())
+    for msg in report.conflicts[:5]:
+        print(f"  conflict: {msg}")
+    if args.id_map:
+        print(f"wrote {report.write_id_map(args.id_map)}")
     return 0

@@ -264,29 +264,18 @@ def make_records(
     return records
 
 
-def generate(
+def make_batch_runner(
     settings: SamplerSettings,
-    targets: Sequence[Pair],
-    *,
-    filters: FilterSettings | None = None,
-    registry: Registry | None = None,
-    library: StimulusLibrary | None = None,
-    device: torch.device | str = "cpu",
-    regenerate: bool = False,
-    max_rounds: int = DEFAULT_MAX_ROUNDS,
-    keep_rejects: bool | None = None,
-) -> Generator[dict[str, Any], None, GenerateSummary]:
-    """Run a generation job (see the module docstring); a generator like ``fill_targets``.
-
-    With a ``library`` each batch is committed as it completes (a killed job loses at most the batch in
-    flight). ``settings.seed = None`` draws a random base seed, recorded in the stored settings.
-    """
-    settings = settings.replace(seed=resolve_seed(settings.seed)).validate()
-    filters = (filters or FilterSettings()).validate()
-    keep = (not regenerate) if keep_rejects is None else keep_rejects
-    registry = registry or default_registry()
+    filters: FilterSettings,
+    registry: Registry,
+    device: torch.device | str,
+    reference: torch.Tensor | None,
+    keep: bool,
+) -> BatchRunner:
+    """The sample -> score -> filter step of a job for one batch, with the models loaded once: what
+    ``generate`` runs in-process and a distributed job's tasks run on the workers (``keep``: store
+    rejects too). ``reference``: the pixel-constraint image in model range, or None."""
     device = torch.device(device)
-    reference = _reference_tensor(settings, library)
     models = load_models(settings, registry, device)
     # The judge scores every image when the filter or the guidance needs it, or simply when there is one.
     with_judge = filters.min_judge is not None or settings.judge_weight > 0 or settings.judge in registry.names("judge")
@@ -317,6 +306,33 @@ def generate(
             images=images[keep_mask],
             invalid=dropped,
         )
+
+    return run_batch
+
+
+def generate(
+    settings: SamplerSettings,
+    targets: Sequence[Pair],
+    *,
+    filters: FilterSettings | None = None,
+    registry: Registry | None = None,
+    library: StimulusLibrary | None = None,
+    device: torch.device | str = "cpu",
+    regenerate: bool = False,
+    max_rounds: int = DEFAULT_MAX_ROUNDS,
+    keep_rejects: bool | None = None,
+) -> Generator[dict[str, Any], None, GenerateSummary]:
+    """Run a generation job (see the module docstring); a generator like ``fill_targets``.
+
+    With a ``library`` each batch is committed as it completes (a killed job loses at most the batch in
+    flight). ``settings.seed = None`` draws a random base seed, recorded in the stored settings.
+    """
+    settings = settings.replace(seed=resolve_seed(settings.seed)).validate()
+    filters = (filters or FilterSettings()).validate()
+    keep = (not regenerate) if keep_rejects is None else keep_rejects
+    registry = registry or default_registry()
+    reference = _reference_tensor(settings, library)
+    run_batch = make_batch_runner(settings, filters, registry, device, reference, keep)
 
     def store(outcome: BatchOutcome) -> list[str]:
         ids = library.add(outcome.records, outcome.images)
