@@ -41,6 +41,19 @@ def device_text(device) -> str:
 
     n = torch.get_num_threads()
     return f"CPU, {n} sampling thread{'s' if n != 1 else ''}"
+
+
+def redo_shortcuts() -> list[QKeySequence]:
+    """The platform's Redo keys plus Ctrl+Shift+Z and Ctrl+Y, each once: on Linux the standard Redo *is*
+    Ctrl+Shift+Z, and binding it twice made Qt call the shortcut ambiguous and do nothing."""
+    keys: list[QKeySequence] = []
+    for seq in [*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Shift+Z"),
+                QKeySequence("Ctrl+Y")]:
+        if not seq.isEmpty() and all(seq != k for k in keys):
+            keys.append(seq)
+    return keys
+
+
 TRIAL_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json")
 PANELS = ("Explore", "Curate", "Data", "Analysis", "Align")
 
@@ -125,7 +138,7 @@ class MainWindow(QMainWindow):
         self.act_undo = self.curate.undo_stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcut(QKeySequence.StandardKey.Undo)
         self.act_redo = self.curate.undo_stack.createRedoAction(self, "&Redo")
-        self.act_redo.setShortcuts([QKeySequence.StandardKey.Redo, QKeySequence("Ctrl+Shift+Z")])
+        self.act_redo.setShortcuts(redo_shortcuts())
         self.act_mnist = self._action("MNIST &folder…", self.choose_mnist_folder)
         self.act_mnist_builtin = self._action("Use the &built-in MNIST subset", lambda: self.set_mnist_folder(None))
         self.act_about = self._action("&About PerceptLab", self.about)
