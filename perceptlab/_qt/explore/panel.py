@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from perceptlab._qt.explore.controller import GenerationController, Reference
 from perceptlab._qt.explore.form import FilterForm, SamplerForm
-from perceptlab._qt.explore.preview import COLOR_A, COLOR_B, PreviewModel, PreviewView
+from perceptlab._qt.explore.preview import COLOR_A, COLOR_B, PreviewModel, PreviewView, prob_label
 from perceptlab._qt.explore.reference import ReferencePicker
 from perceptlab._qt.explore.thresholds import ReferenceThresholds
 from perceptlab._qt.messages import show_error
@@ -29,6 +29,13 @@ from perceptlab._qt.widgets.images import qpixmap
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.sampler import SamplerSettings
 from perceptlab.errors import PerceptLabError
+
+
+def prob_sources(s: SamplerSettings | None) -> tuple[str, str] | None:
+    """(classifier 1, classifier 2) when p(a) and p(b) come from different classifiers (controversial)."""
+    if s is None or s.mode != "controversial" or not s.classifier2:
+        return None
+    return s.classifier, s.classifier2
 
 
 def _guiding(s: SamplerSettings | None) -> list[str]:
@@ -187,7 +194,11 @@ class ExplorePanel(QWidget):
         self._pending_progress: int | None = None
         self._pending_curve = False
         self._plot_title = ""
-        self._plot_steps = 50
+        self._plot_steps = 0
+        self._set_plot_steps(self.form.steps.value())
+        # before a run (or between runs) the step axis follows the form's Steps
+        self.form.steps.valueChanged.connect(
+            lambda v: self._set_plot_steps(int(v)) if not self.controller.tiles else None)
         self.form.matrix.set_pairs([(4, 9)])
         session.modelsChanged.connect(self.models_changed)
         if not classifiers:
@@ -289,11 +300,16 @@ class ExplorePanel(QWidget):
         self._update_buttons()
 
     def _tiles_reset(self) -> None:
+        self.model.set_sources(prob_sources(self.controller.settings))
+        self._plot_title = ""
         self.model.set_tiles(self.controller.tiles)
         if self.controller.tiles:
             self.view.setCurrentIndex(self.model.index(0))
         self.progress.setValue(0)
         steps = self.controller.settings.steps if self.controller.settings is not None else 0
+        self._set_plot_steps(steps)
+
+    def _set_plot_steps(self, steps: int) -> None:
         if steps and steps != self._plot_steps:
             self._plot_steps = steps
             self.plot.setXRange(0, steps, padding=0.02)
@@ -382,24 +398,24 @@ class ExplorePanel(QWidget):
         a, b = t.pair
         self.curve_a.setData(t.steps, t.hist_a)
         self.curve_b.setData(t.steps, t.hist_b)
-        title = f"image {row + 1}: p({a}) and p({b}) over steps"
+        src_a, src_b = self.model.sources or (None, None)
+        title = f"image {row + 1}: {prob_label(a, src_a)} and {prob_label(b, src_b)} over steps"
         if title != self._plot_title:  # a new title re-lays the plot out: only when it changes
             self._plot_title = title
             self.plot.getPlotItem().setTitle(title)
             legend = self.plot.getPlotItem().legend
-            for curve, cls in ((self.curve_a, a), (self.curve_b, b)):
+            for curve, cls, src in ((self.curve_a, a, src_a), (self.curve_b, b, src_b)):
                 label = legend.getLabel(curve) if legend is not None else None
                 if label is not None:
-                    label.setText(f"p({cls})")
+                    label.setText(prob_label(cls, src))
         if t.image is not None:
             self.big.setPixmap(qpixmap(t.image, 140))
-        pa = "–" if not math.isfinite(t.p_a) else f"{t.p_a:.3f}"
-        pb = "–" if not math.isfinite(t.p_b) else f"{t.p_b:.3f}"
+        pa, pb = prob_label(a, src_a, 3, t.p_a), prob_label(b, src_b, 3, t.p_b)
         extra = ""
         if t.record is not None and t.record.judge is not None:
             extra = f", judge {t.record.judge:.2f}"
         self.detail.setText(f"<b>Image {row + 1}</b> — pair {a}-{b}, seed {t.seed}<br>"
-                            f"p({a}) = {pa}, p({b}) = {pb}{extra}<br>{t.status_text()}")
+                            f"{pa}, {pb}{extra}<br>{t.status_text()}")
 
     # ---- persistence
 
