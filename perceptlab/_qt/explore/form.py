@@ -16,12 +16,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from perceptlab._qt.widgets.combos import refill_combo
+from perceptlab._qt.widgets.combos import make_filterable, refill_grouped
 from perceptlab._qt.widgets.pair_matrix import PairMatrix
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.generate import DEFAULT_MAX_ROUNDS
@@ -33,12 +34,23 @@ CONDITIONS = [("none (unconditional)", None), ("class a", "a"), ("class b", "b")
 SEED_RANDOM = -1
 
 
-def _dslider(lo: float, hi: float, value: float, decimals: int = 2) -> QLabeledDoubleSlider:
+def _dslider(lo: float, hi: float, value: float, decimals: int = 2, page: float | None = None) -> QLabeledDoubleSlider:
+    """A float slider whose value is always what its label shows: a drag lands on a multiple of the
+    step (0.01 for two decimals) instead of a float such as 0.995215 shown as "1.00"; a click on the
+    track moves by ``page`` (default a tenth of the range)."""
     s = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
     s.setRange(lo, hi)
     s.setDecimals(decimals)
     s.setSingleStep(10 ** -decimals)
+    s.setPageStep(page if page is not None else (hi - lo) / 10)
     s.setValue(value)
+
+    def snap(v: float) -> None:
+        r = round(v, decimals)
+        if abs(r - v) > 1e-12:
+            s.setValue(r)
+
+    s.valueChanged.connect(snap)
     return s
 
 
@@ -73,8 +85,12 @@ class SamplerForm(QWidget):
         pl.addLayout(row)
         self.matrix.changed.connect(self._pairs_changed)
         layout.addWidget(pairs_box)
+        # the settings below the pair matrix as tabs: the whole form fits a 1400x900 window unscrolled
+        self.sections = QTabWidget()
+        self.sections.setDocumentMode(True)
+        layout.addWidget(self.sections)
 
-        box = QGroupBox("Guidance")
+        box = QWidget()
         form = QFormLayout(box)
         self.mode = QComboBox()
         self.mode.addItem("uncertainty", "uncertainty")
@@ -84,13 +100,11 @@ class SamplerForm(QWidget):
         form.addRow("Mode", self.mode)
         self.classifier = QComboBox()
         self.classifier2 = QComboBox()
-        for name in classifiers:
-            self.classifier.addItem(name, name)
-            self.classifier2.addItem(name, name)
-        if len(classifiers) > 1:
-            self.classifier2.setCurrentIndex(1)
-        if "vgg" in classifiers:
-            self.classifier.setCurrentIndex(classifiers.index("vgg"))
+        for combo in (self.classifier, self.classifier2):
+            make_filterable(combo)
+            combo.setMinimumContentsLength(14)
+        refill_grouped(self.classifier, [("classifiers", list(classifiers))], preferred="vgg")
+        refill_grouped(self.classifier2, [("classifiers", list(classifiers))], default=1)
         form.addRow("Classifier 1", self.classifier)
         form.addRow("Classifier 2", self.classifier2)
         self.preset = QComboBox()
@@ -98,7 +112,7 @@ class SamplerForm(QWidget):
             self.preset.addItem(PRESET_LABELS.get(name, name), name)
         self.preset.addItem("custom", None)
         form.addRow("Preset", self.preset)
-        self.gamma = _dslider(0.0, 2.0, 0.1)
+        self.gamma = _dslider(0.0, 2.0, 0.1, page=0.05)
         self.gamma.setToolTip("guidance strength gamma (paper 0.1)")
         form.addRow("γ strength", self.gamma)
         self.steps = _islider(1, 200, 50)
@@ -125,10 +139,11 @@ class SamplerForm(QWidget):
         for label, value in CONDITIONS:
             self.condition.addItem(label, value)
         form.addRow("Prior condition", self.condition)
-        layout.addWidget(box)
+        self.sections.addTab(box, "Guidance")
 
-        run = QGroupBox("Batch")
+        run = QWidget()
         rf = QFormLayout(run)
+        self.batch_form = rf
         self.per_pair = QSpinBox()
         self.per_pair.setRange(1, 10_000)
         self.per_pair.setValue(8)
@@ -158,7 +173,7 @@ class SamplerForm(QWidget):
         again.addWidget(self.regenerate)
         again.addWidget(self.max_rounds)
         rf.addRow("Rejects", again)
-        layout.addWidget(run)
+        self.sections.addTab(run, "Batch")
 
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.preset.currentIndexChanged.connect(self._preset_chosen)
@@ -171,16 +186,57 @@ class SamplerForm(QWidget):
         for w in (self.per_pair, self.batch_size, self.seed):
             w.valueChanged.connect(self.changed)
         self.judge_weight.valueChanged.connect(self.changed)
+        self._set_tooltips()
         self.apply_preset(DEFAULT_PRESET)
         self._mode_changed()
         self._pairs_changed()
 
-    def set_classifiers(self, names: list[str]) -> None:
+    def _set_tooltips(self) -> None:
+        """Each setting's tooltip names the paper's term and what turning it up or down does."""
+        tips = {
+            self.mode: "guidance term. uncertainty: cross-entropy of one classifier's softmax to 50/50 on (a, b), "
+                       "images that classifier cannot decide. controversial: classifier 1 is pushed to a, "
+                       "classifier 2 to b, images two models disagree on",
+            self.classifier: "the guiding classifier (uncertainty), or classifier 1, pushed towards class a "
+                             "(controversial). Type to filter the list",
+            self.classifier2: "controversial mode: classifier 2, pushed towards class b. Type to filter the list",
+            self.preset: "paper: 50 steps, R = 5, γ = 0.1 (ICML 2025). interactive: 20 steps dense near the end, "
+                         "R = 2: faster, and more images pass the filter. draft: a quick look",
+            self.gamma: "guidance scale γ (paper 0.1): how far each step moves towards the boundary. Higher "
+                        "reaches it in fewer steps but makes images less digit-like; 0 = plain prior samples",
+            self.steps: "inference steps (paper 50): more steps are slower and finer; the step plot's axis "
+                        "follows this value",
+            self.resample: "resampling rounds R per step (universal guidance; paper 5): each round re-noises "
+                           "x(t-1) back to x(t) and applies the guidance again. More rounds put more images on the "
+                           "boundary; the time grows with R",
+            self.full_grad: "checked (paper): the guidance gradient flows through the denoiser, slower but "
+                            "stronger; unchecked: through the x0 prediction only",
+            self.judge_weight: "weight of the digit-judge (surrogate) penalty 10·mean(max((1-s)², 0.5)), s the "
+                               "judge's digit-likeness (paper 1): keeps images digit-like; 0 turns it off, "
+                               "higher trades boundary for legibility",
+            self.condition: "condition the diffusion prior on a class (classifier-free), or not (paper: "
+                            "unconditional)",
+            self.per_pair: "how many images to make for each target pair",
+            self.batch_size: "images sampled together: larger batches are faster per image and use more memory",
+            self.seed: "random seed of the first batch (random: a new one each run); the same seed and "
+                       "settings give the same images",
+            self.alpha: "pixel-constraint strength α (paper 50), used only with a reference image: higher keeps "
+                        "the sample closer to the reference (L2), lower lets guidance move it further",
+            self.regenerate: "sample the rejected images again (new seeds) until each passes the filter or the "
+                             "rounds are spent (the reference implementation gives up after 10)",
+            self.max_rounds: "the most sampling rounds per asked image when rejects are sampled again",
+        }
+        for widget, tip in tips.items():
+            widget.setToolTip(tip)
+
+    def set_classifiers(self, names) -> None:
         """Refill both classifier pickers (models were added, renamed or deleted), keeping the current
-        choices where they still exist."""
-        items = [(name, name) for name in names]
-        refill_combo(self.classifier, items, preferred="vgg")
-        refill_combo(self.classifier2, items, default=1)
+        choices where they still exist. ``names``: a list, or (title, names) groups (built-in, GroupNets,
+        IndivNets: :func:`~perceptlab._qt.widgets.combos.classifier_groups`)."""
+        names = list(names)
+        groups = names if names and isinstance(names[0], tuple) else [("classifiers", names)]
+        refill_grouped(self.classifier, groups, preferred="vgg")
+        refill_grouped(self.classifier2, groups, default=1)
         self.changed.emit()
 
     # ---- presets
@@ -304,7 +360,7 @@ class FilterForm(QGroupBox):
     changed = Signal()
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__("Acceptance filter (edits re-judge the batch)", parent)
+        super().__init__("Edits re-judge the batch without sampling again", parent)
         form = QFormLayout(self)
         kind_row = QHBoxLayout()
         self.kind = QComboBox()
@@ -341,6 +397,10 @@ class FilterForm(QGroupBox):
         self.min_judge.setRange(0.0, 1.0)
         self.min_judge.setSingleStep(0.05)
         self.min_judge.setDecimals(2)
+        self.min_judge.setToolTip("digit judge (surrogate) score s must exceed this (paper 0.5): drops images "
+                                  "that no longer look like a digit")
+        self.use_judge.setToolTip(self.min_judge.toolTip())
+        self.top_two.setToolTip("uncertainty: a and b must be the guiding classifier's two most probable classes")
         judge_row.addWidget(self.use_judge)
         judge_row.addWidget(self.min_judge)
         form.addRow("Digit judge", judge_row)

@@ -25,6 +25,7 @@ from perceptlab._qt.explore.preview import COLOR_A, COLOR_B, PreviewModel, Previ
 from perceptlab._qt.explore.reference import ReferencePicker
 from perceptlab._qt.explore.thresholds import ReferenceThresholds
 from perceptlab._qt.messages import show_error
+from perceptlab._qt.widgets.combos import classifier_groups
 from perceptlab._qt.widgets.images import qpixmap
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.sampler import SamplerSettings
@@ -57,6 +58,7 @@ class ExplorePanel(QWidget):
         has_judge = "judge" in reg.names("judge")
         self.controller = GenerationController(session, self)
         self.form = SamplerForm(classifiers, has_judge)
+        self.form.set_classifiers(classifier_groups(reg))
         self.filter_form = FilterForm()
 
         # reference image
@@ -68,7 +70,7 @@ class ExplorePanel(QWidget):
         clear = QPushButton("Clear")
         clear.clicked.connect(lambda: self.set_reference(None))
         ref_row = QHBoxLayout()
-        ref_row.addWidget(QLabel("Reference:"))
+        ref_row.setContentsMargins(0, 0, 0, 0)
         ref_row.addWidget(self.ref_image)
         ref_row.addWidget(self.ref_label, 1)
         ref_row.addWidget(pick)
@@ -99,8 +101,13 @@ class ExplorePanel(QWidget):
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.addWidget(self.form)
-        ll.addLayout(ref_row)
-        ll.addWidget(self.filter_form)
+        ref_widget = QWidget()
+        ref_widget.setLayout(ref_row)
+        ref_widget.setToolTip("a reference image (from MNIST or a file) that the pixel constraint keeps the "
+                              "sample close to, with strength Reference α")
+        self.form.batch_form.addRow("Reference", ref_widget)
+        self.form.sections.addTab(self.filter_form, "Filter")
+        self.form.sections.setTabToolTip(2, "acceptance thresholds; editing them re-judges the batch shown")
         ll.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(left)
@@ -238,7 +245,7 @@ class ExplorePanel(QWidget):
     def models_changed(self) -> None:
         """User models were added, renamed or deleted: refill the classifier pickers."""
         names = self.session.registry.names("classifier")
-        self.form.set_classifiers(names)
+        self.form.set_classifiers(classifier_groups(self.session.registry))
         if not self.is_running():
             self.generate_button.setEnabled(bool(names))
 
