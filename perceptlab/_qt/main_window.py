@@ -18,6 +18,7 @@ from perceptlab._qt.analysis.panel import AnalysisPanel
 from perceptlab._qt.app import app_icon, configure_pyqtgraph, reserve_gui_core
 from perceptlab._qt.curate.panel import CuratePanel
 from perceptlab._qt.data_panel import DataPanel
+from perceptlab._qt.help import guide_dialog, shortcuts_dialog
 from perceptlab._qt.demo import install_shipped_demo, shipped_demo_dir, user_data_dir
 from perceptlab._qt.explore.controller import warm_models
 from perceptlab._qt.explore.panel import ExplorePanel
@@ -142,6 +143,9 @@ class MainWindow(QMainWindow):
         self.act_mnist = self._action("MNIST &folder…", self.choose_mnist_folder)
         self.act_mnist_builtin = self._action("Use the &built-in MNIST subset", lambda: self.set_mnist_folder(None))
         self.act_about = self._action("&About PerceptLab", self.about)
+        self.act_guide = self._action("User &guide", self.show_guide, QKeySequence.StandardKey.HelpContents,
+                                      "how the panels work and what the settings mean (offline)")
+        self.act_shortcuts = self._action("&Keyboard shortcuts", self.show_shortcuts, "Ctrl+/")
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -173,6 +177,8 @@ class MainWindow(QMainWindow):
             act.setCheckable(True)
             act.setChecked(name == current)
         help_menu = bar.addMenu("&Help")
+        help_menu.addActions([self.act_guide, self.act_shortcuts])
+        help_menu.addSeparator()
         help_menu.addAction(self.act_about)
 
         tb = QToolBar("Main")
@@ -358,6 +364,16 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
     # ---- help
+
+    def show_guide(self):
+        dlg = guide_dialog(self)
+        dlg.open()
+        return dlg
+
+    def show_shortcuts(self):
+        dlg = shortcuts_dialog(self)
+        dlg.open()
+        return dlg
 
     def about(self) -> AboutDialog:
         dlg = AboutDialog(device_text(self.session.device), self.session.registry.names(), self)

@@ -65,3 +65,20 @@ def test_typed_undo_redo_and_undo_right_after_tagging(window, qtbot, monkeypatch
     assert QApplication.focusWidget() is cur.view
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert lib.get(sid).tags == []
+
+
+def test_help_menu_has_the_guide_and_a_shortcut_sheet_from_the_actions(window, qtbot):
+    from perceptlab._qt.help import guide_path
+
+    assert guide_path().is_file()
+    texts = [a.text() for a in window.menuBar().actions()[-1].menu().actions()]
+    assert "User &guide" in texts and "&Keyboard shortcuts" in texts
+    guide = window.show_guide()
+    qtbot.addWidget(guide)
+    text = guide.browser.toPlainText()
+    for term in ("Resampling R", "Judge weight", "Reference α", "silhouette", "bias", "failure", "100% > 0"):
+        assert term in text, term
+    sheet = window.show_shortcuts()
+    qtbot.addWidget(sheet)
+    text = sheet.browser.toPlainText()
+    assert "Ctrl+Shift+Z" in text and "Ctrl+Y" in text and "Undo" in text and "accept the selected" in text
