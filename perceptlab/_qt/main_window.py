@@ -221,9 +221,10 @@ class MainWindow(QMainWindow):
 
     def _mnist_loaded(self, data) -> None:
         self.session.mnist = data
-        source = getattr(data, "source", "unknown")
-        self.mnist_label.setText(f"MNIST: {source}")
-        self.mnist_label.setToolTip(source)
+        source = str(getattr(data, "source", "unknown"))
+        short = source if len(source) <= 24 else source[:23].rstrip() + "…"  # room for the status message
+        self.mnist_label.setText(f"MNIST: {short}")
+        self.mnist_label.setToolTip(f"MNIST: {source}")
 
     def _mnist_failed(self, exc) -> None:
         self.mnist_label.setText("MNIST: not available")
@@ -286,7 +287,7 @@ class MainWindow(QMainWindow):
             return False
         self.demo = project
         self.open_project(project)
-        self.status(f"Opened the demo project ({project.root}): generated stimuli and SYNTHETIC trials.")
+        self.status("Opened the demo project: engine-made stimuli and SYNTHETIC (simulated) trials.")
         return True
 
     def open_paths(self, paths: list[Path]) -> None:
