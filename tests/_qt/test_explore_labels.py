@@ -27,9 +27,9 @@ def test_controversial_probabilities_name_their_classifier(make_window, qtbot):
     assert "vgg: p(3) = " in text and "mlp: p(5) = " in text
     tip = ex.model.data(ex.model.index(0), 3)  # ToolTipRole
     assert "vgg: p(3) = " in tip and "mlp: p(5) = " in tip
-    assert "vgg: p(3) and mlp: p(5)" in ex.plot.getPlotItem().titleLabel.text
+    assert "p(3) by classifier 1, p(5) by classifier 2" in ex.plot.getPlotItem().titleLabel.text
     legend = ex.plot.getPlotItem().legend
-    assert legend.getLabel(ex.curve_a).text == "vgg: p(3)"
+    assert legend.getLabel(ex.curve_a).text == "vgg: p(3)" and legend.getLabel(ex.curve_b).text == "mlp: p(5)"
 
     # one classifier (uncertainty): plain p(a), p(b)
     f.mode.setCurrentIndex(f.mode.findData("uncertainty"))
@@ -47,3 +47,13 @@ def test_step_axis_follows_steps_before_a_run(make_window):
     assert 20 <= _axis_max(ex) < 22
     ex.form.steps.setValue(50)
     assert 50 <= _axis_max(ex) < 53
+
+
+def test_tile_labels_tell_two_similar_classifiers_apart():
+    from perceptlab._qt.explore.preview import short_names
+
+    assert short_names("cornet", "vgg") == ("cor", "vgg")
+    assert short_names("vgg-indiv-sim001", "vgg-indiv-sim002") == ("001", "002")
+    assert short_names("vgg-group", "vgg-indiv-p1") == ("grou", "indi")
+    a, b = short_names("vgg", "vgg2")
+    assert a != b

@@ -406,15 +406,18 @@ class ExplorePanel(QWidget):
         self.curve_a.setData(t.steps, t.hist_a)
         self.curve_b.setData(t.steps, t.hist_b)
         src_a, src_b = self.model.sources or (None, None)
-        title = f"image {row + 1}: {prob_label(a, src_a)} and {prob_label(b, src_b)} over steps"
+        if src_a:  # controversial: the names go in the legend, the title stays short enough to show
+            title = f"image {row + 1}: p({a}) by classifier 1, p({b}) by classifier 2"
+        else:
+            title = f"image {row + 1}: p({a}) and p({b}) over steps"
         if title != self._plot_title:  # a new title re-lays the plot out: only when it changes
             self._plot_title = title
             self.plot.getPlotItem().setTitle(title)
             legend = self.plot.getPlotItem().legend
-            for curve, cls, src in ((self.curve_a, a, src_a), (self.curve_b, b, src_b)):
-                label = legend.getLabel(curve) if legend is not None else None
-                if label is not None:
-                    label.setText(prob_label(cls, src))
+            if legend is not None:  # re-added, so that the legend box grows with longer names
+                legend.clear()
+                legend.addItem(self.curve_a, prob_label(a, src_a))
+                legend.addItem(self.curve_b, prob_label(b, src_b))
         if t.image is not None:
             self.big.setPixmap(qpixmap(t.image, 140))
         pa, pb = prob_label(a, src_a, 3, t.p_a), prob_label(b, src_b, 3, t.p_b)

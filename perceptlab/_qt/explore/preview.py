@@ -82,6 +82,18 @@ def prob_label(cls, source: str | None, decimals: int | None = None, p: float = 
     return f"{text} = {'–' if not math.isfinite(p) else f'{p:.{decimals}f}'}"
 
 
+def short_names(a: str, b: str, most: int = 4) -> tuple[str, str]:
+    """Tile labels for two classifiers that tell them apart: 'cor'/'vgg', or for names that share a
+    prefix (vgg-indiv-sim001, vgg-indiv-sim002) the part where they differ ('001'/'002')."""
+    if a[:3] != b[:3]:
+        return a[:3], b[:3]
+    common = 0
+    while common < min(len(a), len(b)) and a[common] == b[common]:
+        common += 1
+    start = max(0, min(common, len(a) - 3, len(b) - 3))
+    return a[start:start + most], b[start:start + most]
+
+
 class PreviewModel(QAbstractListModel):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -185,12 +197,13 @@ class PreviewDelegate(QStyledItemDelegate):
         font.setBold(False)
         font.setPixelSize(10)
         painter.setFont(font)
-        label_w = 12 if not sources else 30
+        label_w = 12 if not sources else 34
+        short = short_names(*sources) if sources else None
         row_h = rect.height() // 2
         for k, (cls, p, color) in enumerate(((tile.pair[0], tile.p_a, COLOR_A), (tile.pair[1], tile.p_b, COLOR_B))):
             y = rect.y() + k * row_h
             painter.setPen(QColor("#333"))
-            label = str(cls) if not sources else f"{sources[k][:3]} {cls}"
+            label = str(cls) if not short else f"{short[k]} {cls}"
             painter.drawText(QRect(rect.x(), y, label_w, row_h), Qt.AlignmentFlag.AlignVCenter, label)
             track = QRect(rect.x() + label_w, y + 3, rect.width() - label_w - 26, row_h - 6)
             painter.fillRect(track, QColor("#e4e4e4"))
