@@ -111,8 +111,15 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._restore_layout()
         self._start_mnist()
-        self._warm_job = workers.Job(warm_models, registry, device, name="warm-models", parent=self).start()
+        self._warm_job = workers.Job(self._warm, registry, device, name="warm-models", parent=self).start()
         self._open_initial()
+
+    def _warm(self, registry, device) -> list[str]:
+        """At start-up, in a worker: load and prime every model, and create Explore's staging library,
+        so that the first Generate shows its first preview as soon as one sampling step is done."""
+        failed = warm_models(registry, device)
+        self.explore.controller.staging()
+        return failed
 
     # ---- actions and menus
 
