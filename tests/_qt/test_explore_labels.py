@@ -57,3 +57,18 @@ def test_tile_labels_tell_two_similar_classifiers_apart():
     assert short_names("vgg-group", "vgg-indiv-p1") == ("grou", "indi")
     a, b = short_names("vgg", "vgg2")
     assert a != b
+
+
+def test_gamma_slider_shows_the_value_used_and_a_track_click_moves_one_page(make_window, qtbot):
+    from PySide6.QtCore import QPoint, Qt
+
+    form = make_window().explore.form
+    gamma = form.gamma
+    gamma._slider.setValue(0.995215)  # a drag lands between steps
+    assert gamma.value() == 1.0 and form.settings().gamma == 1.0
+    gamma.setValue(0.1)
+    track = gamma._slider
+    for expected in (0.15, 0.2):  # not a jump to where the click was
+        qtbot.mouseClick(track, Qt.MouseButton.LeftButton, pos=QPoint(track.width() - 3, track.height() // 2))
+        assert abs(gamma.value() - expected) < 1e-9
+    assert form.settings().gamma == 0.2

@@ -5,7 +5,7 @@ The widgets only read and write the engine's dataclasses; presets come from ``sa
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QStyle,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -32,6 +33,34 @@ from perceptlab.engine.sampler import DEFAULT_PRESET, PRESETS, SamplerSettings
 PRESET_LABELS = {"paper": "paper (ICML 2025)", "fast": "interactive (fast)", "draft": "draft"}
 CONDITIONS = [("none (unconditional)", None), ("class a", "a"), ("class b", "b")] + [(f"digit {d}", str(d)) for d in range(10)]
 SEED_RANDOM = -1
+
+
+class _PageClicks(QObject):
+    """A click on a slider's track moves it one page towards the click, as QSlider does, instead of
+    superqt's jump to the click position (two clicks took γ from 0.10 to 1.00)."""
+
+    def eventFilter(self, slider, event) -> bool:  # noqa: N802
+        if event.type() != QEvent.Type.MouseButtonPress or event.button() != Qt.MouseButton.LeftButton:
+            return False
+        opt = slider._styleOption  # noqa: SLF001 - superqt's style option of the slider
+        handle = slider.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt,
+                                               QStyle.SubControl.SC_SliderHandle, slider)
+        pos = event.position().toPoint()
+        if handle.contains(pos):
+            return False  # drag the handle as usual
+        step = -slider.pageStep() if pos.x() < handle.center().x() else slider.pageStep()
+        slider.setValue(min(slider.maximum(), max(slider.minimum(), slider.value() + step)))
+        return True
+
+
+_PAGE_CLICKS = None
+
+
+def _page_clicks(widget) -> None:
+    global _PAGE_CLICKS
+    if _PAGE_CLICKS is None:
+        _PAGE_CLICKS = _PageClicks()
+    widget._slider.installEventFilter(_PAGE_CLICKS)  # noqa: SLF001
 
 
 def _dslider(lo: float, hi: float, value: float, decimals: int = 2, page: float | None = None) -> QLabeledDoubleSlider:
@@ -51,6 +80,7 @@ def _dslider(lo: float, hi: float, value: float, decimals: int = 2, page: float 
             s.setValue(r)
 
     s.valueChanged.connect(snap)
+    _page_clicks(s)
     return s
 
 
