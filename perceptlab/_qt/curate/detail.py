@@ -52,6 +52,7 @@ class StimulusDetail(QWidget):
         self.probs.verticalHeader().setDefaultSectionSize(18)
         self.probs.horizontalHeader().setMinimumHeight(34)
         self.probs.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.probs.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._fit_table()
         self.probs.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.probs.setMinimumHeight(120)
@@ -138,9 +139,11 @@ class StimulusDetail(QWidget):
         self.provenance.setPlainText(json.dumps(info, indent=2))
 
     def _fit_table(self) -> None:
-        """Show all 11 rows without a scroll bar, whatever the header height (two-line headers)."""
+        """Show all 11 rows and every column without a scroll bar, whatever the header height (two-line
+        headers) and width (the pane widens to the columns, which fit their headers)."""
         t = self.probs
         t.setFixedHeight(t.horizontalHeader().sizeHint().height() + t.verticalHeader().length() + 2 * t.frameWidth() + 2)
+        t.setMinimumWidth(t.verticalHeader().sizeHint().width() + t.horizontalHeader().length() + 2 * t.frameWidth() + 2)
 
     def _tags_done(self) -> None:
         if self.record is None:
