@@ -116,6 +116,9 @@ class CuratePanel(QWidget):
             bar.addWidget(w)
         bar.addWidget(self.descending)
         bar.addStretch(1)
+        for combo in (self.mode, self.sort):  # the bar must leave room for the detail pane at 1400 px
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(9)
 
         # actions
         self.accept_button = QPushButton("Accept (A)")
