@@ -121,15 +121,16 @@ def main() -> int:
             failures.append(f"the main window did not show within {args.main_limit_s:.0f} s")
         else:
             t_main = time.monotonic() - t0
-            stats = None
+            stats, grabs = None, 0
             while time.monotonic() < deadline:
                 stats = grab(display, main_id, out / "main-window.png")
+                grabs += 1
                 if painted(stats):
                     break
                 time.sleep(0.1)
             if painted(stats):
                 print(f"main window mapped after {t_main:.2f} s, painted after {time.monotonic() - t0:.2f} s "
-                      f"(gray mean {stats[0]:.0f}, std {stats[1]:.0f})")
+                      f"(screenshot {grabs}; gray mean {stats[0]:.0f}, std {stats[1]:.0f})")
             else:
                 failures.append(f"the main window stayed black/uniform ({stats})")
             xdotool(display, "windowfocus", "--sync", main_id)  # no window manager: focus it, then type

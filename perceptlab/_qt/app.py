@@ -115,6 +115,20 @@ def _print_platform_hint(msg_type, _context, message) -> None:
             print(hint, file=sys.stderr, flush=True)
 
 
+def _paint_now(app, window, timeout_s: float = 3.0) -> None:
+    """Wait until the window system has exposed ``window``, then paint it at once: before the event loop
+    runs the queued start-up work (data loading, analysis), so the first frame is never black."""
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout_s
+    handle = window.windowHandle()
+    while handle is not None and not handle.isExposed() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.005)
+    window.repaint()
+    app.processEvents()
+
+
 def run_app(argv: list[str] | None = None) -> int:
     """Open the main window and run the event loop; returns the exit status.
 
@@ -147,12 +161,12 @@ def run_app(argv: list[str] | None = None) -> int:
     splash.step("Opening the window…")
     from perceptlab._qt.main_window import MainWindow  # noqa: PLC0415 - import torch after the app exists
 
-    window = MainWindow(settings=QSettings())
+    window = MainWindow(settings=QSettings(), start=False)
     _install_excepthook(window)
     window.show()
-    window.repaint()  # paint before the event loop runs the queued start-up work: no black first frame
-    app.processEvents()
+    _paint_now(app, window)
     splash.finish(window)
+    window.start()  # the demo or last library, MNIST and the model warm-up: after the first frame
     for arg in argv or []:
         if not arg.startswith("-"):
             window.open_paths([Path(arg)])

@@ -62,7 +62,9 @@ PANELS = ("Explore", "Curate", "Data", "Analysis", "Align")
 class MainWindow(QMainWindow):
     def __init__(self, *, registry: Registry | None = None, settings: QSettings | None = None, device=None,
                  data_dir: Path | None = None, demo_dir: Path | None | str = "shipped",
-                 mnist_loader: Callable[[], object] | None = None):
+                 mnist_loader: Callable[[], object] | None = None, start: bool = True):
+        """``start=False`` leaves loading MNIST, warming the models and opening the last library or the demo
+        to :meth:`start`, which ``run_app`` calls once the window has painted."""
         super().__init__()
         configure_pyqtgraph()
         self.settings = settings if settings is not None else QSettings()
@@ -110,8 +112,18 @@ class MainWindow(QMainWindow):
             self.statusBar().addPermanentWidget(w)
         self._build_actions()
         self._restore_layout()
+        self._registry, self._started = registry, False
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Background work of a fresh window: MNIST, model warm-up, the last library or the demo."""
+        if self._started:
+            return
+        self._started = True
         self._start_mnist()
-        self._warm_job = workers.Job(self._warm, registry, device, name="warm-models", parent=self).start()
+        self._warm_job = workers.Job(self._warm, self._registry, self.session.device, name="warm-models",
+                                     parent=self).start()
         self._open_initial()
 
     def _warm(self, registry, device) -> list[str]:
