@@ -11,7 +11,7 @@ from PySide6.QtCore import qVersion
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTabWidget, QTextBrowser, QVBoxLayout, QWidget
 
 from perceptlab import __version__
-from perceptlab.engine.registry import resources_dir
+from perceptlab.paths import resources_dir
 
 
 def versions() -> dict[str, str]:

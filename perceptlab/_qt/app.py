@@ -52,7 +52,7 @@ def reserve_gui_core(device) -> None:
 
 
 def icon_path() -> Path | None:
-    from perceptlab.engine.registry import resources_dir  # noqa: PLC0415
+    from perceptlab.paths import resources_dir  # noqa: PLC0415
 
     path = resources_dir() / "icons" / "perceptlab.svg"
     return path if path.is_file() else None
@@ -65,6 +65,12 @@ def app_icon() -> QIcon:
 
 def ensure_app(argv: list[str] | None = None) -> QApplication:
     """The QApplication (created once, with our names so QSettings finds the right file)."""
+    app = _create_app(argv)
+    configure_pyqtgraph()
+    return app
+
+
+def _create_app(argv: list[str] | None = None) -> QApplication:
     app = QApplication.instance()
     if app is None:
         QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
@@ -77,7 +83,6 @@ def ensure_app(argv: list[str] | None = None) -> QApplication:
 
         app.setApplicationVersion(__version__)
         app.setWindowIcon(app_icon())
-    configure_pyqtgraph()
     return app
 
 
@@ -97,14 +102,71 @@ def _install_excepthook(window) -> None:
     sys.excepthook = hook
 
 
+def _print_platform_hint(msg_type, _context, message) -> None:
+    """Qt's messages while the platform plugin loads, plus the fix when it cannot (Qt aborts next)."""
+    from PySide6.QtCore import QtMsgType  # noqa: PLC0415
+
+    print(message, file=sys.stderr)
+    if msg_type == QtMsgType.QtFatalMsg:
+        from perceptlab._qt.platform_check import fatal_hint  # noqa: PLC0415
+
+        hint = fatal_hint(message)
+        if hint:
+            print(hint, file=sys.stderr, flush=True)
+
+
+def _paint_now(app, window, timeout_s: float = 3.0) -> None:
+    """Wait until the window system has exposed ``window``, then paint it at once: before the event loop
+    runs the queued start-up work (data loading, analysis), so the first frame is never black."""
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout_s
+    handle = window.windowHandle()
+    while handle is not None and not handle.isExposed() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.005)
+    window.repaint()
+    app.processEvents()
+
+
 def run_app(argv: list[str] | None = None) -> int:
-    """Open the main window and run the event loop; returns the exit status."""
-    app = ensure_app(argv)
+    """Open the main window and run the event loop; returns the exit status.
+
+    The window shows at once as a splash screen with a progress bar; torch, diffusers, the models and the
+    panels load after it has painted (about 5 s of imports on a 2-core machine)."""
+    from PySide6.QtCore import qInstallMessageHandler  # noqa: PLC0415
+
+    previous = qInstallMessageHandler(_print_platform_hint)
+    app = _create_app(argv)
+    qInstallMessageHandler(previous)
+    from perceptlab._qt.splash import Splash  # noqa: PLC0415
+
+    splash = Splash()
+    splash.show_painted(app)
+
+    def stage_torch():
+        import torch  # noqa: F401, PLC0415
+
+    def stage_models():
+        import perceptlab.engine.registry  # noqa: F401, PLC0415
+
+    def stage_panels():
+        configure_pyqtgraph()
+        import perceptlab._qt.main_window  # noqa: F401, PLC0415
+
+    for text, stage in (("Loading PyTorch…", stage_torch), ("Loading diffusers and the model registry…", stage_models),
+                        ("Loading plots and panels…", stage_panels)):
+        splash.step(text)
+        stage()
+    splash.step("Opening the window…")
     from perceptlab._qt.main_window import MainWindow  # noqa: PLC0415 - import torch after the app exists
 
-    window = MainWindow(settings=QSettings())
+    window = MainWindow(settings=QSettings(), start=False)
     _install_excepthook(window)
     window.show()
+    _paint_now(app, window)
+    splash.finish(window)
+    window.start()  # the demo or last library, MNIST and the model warm-up: after the first frame
     for arg in argv or []:
         if not arg.startswith("-"):
             window.open_paths([Path(arg)])

@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QStandardPaths
 
 from perceptlab.data.demo import DemoProject, find_demo, install_demo
-from perceptlab.engine.registry import resources_dir
+from perceptlab.paths import resources_dir
 
 
 def shipped_demo_dir() -> Path:

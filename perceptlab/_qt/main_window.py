@@ -18,6 +18,7 @@ from perceptlab._qt.analysis.panel import AnalysisPanel
 from perceptlab._qt.app import app_icon, configure_pyqtgraph, reserve_gui_core
 from perceptlab._qt.curate.panel import CuratePanel
 from perceptlab._qt.data_panel import DataPanel
+from perceptlab._qt.help import guide_dialog, shortcuts_dialog
 from perceptlab._qt.demo import install_shipped_demo, shipped_demo_dir, user_data_dir
 from perceptlab._qt.explore.controller import warm_models
 from perceptlab._qt.explore.panel import ExplorePanel
@@ -41,6 +42,19 @@ def device_text(device) -> str:
 
     n = torch.get_num_threads()
     return f"CPU, {n} sampling thread{'s' if n != 1 else ''}"
+
+
+def redo_shortcuts() -> list[QKeySequence]:
+    """The platform's Redo keys plus Ctrl+Shift+Z and Ctrl+Y, each once: on Linux the standard Redo *is*
+    Ctrl+Shift+Z, and binding it twice made Qt call the shortcut ambiguous and do nothing."""
+    keys: list[QKeySequence] = []
+    for seq in [*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo), QKeySequence("Ctrl+Shift+Z"),
+                QKeySequence("Ctrl+Y")]:
+        if not seq.isEmpty() and all(seq != k for k in keys):
+            keys.append(seq)
+    return keys
+
+
 TRIAL_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json")
 PANELS = ("Explore", "Curate", "Data", "Analysis", "Align")
 
@@ -48,7 +62,9 @@ PANELS = ("Explore", "Curate", "Data", "Analysis", "Align")
 class MainWindow(QMainWindow):
     def __init__(self, *, registry: Registry | None = None, settings: QSettings | None = None, device=None,
                  data_dir: Path | None = None, demo_dir: Path | None | str = "shipped",
-                 mnist_loader: Callable[[], object] | None = None):
+                 mnist_loader: Callable[[], object] | None = None, start: bool = True):
+        """``start=False`` leaves loading MNIST, warming the models and opening the last library or the demo
+        to :meth:`start`, which ``run_app`` calls once the window has painted."""
         super().__init__()
         configure_pyqtgraph()
         self.settings = settings if settings is not None else QSettings()
@@ -96,9 +112,26 @@ class MainWindow(QMainWindow):
             self.statusBar().addPermanentWidget(w)
         self._build_actions()
         self._restore_layout()
+        self._registry, self._started = registry, False
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Background work of a fresh window: MNIST, model warm-up, the last library or the demo."""
+        if self._started:
+            return
+        self._started = True
         self._start_mnist()
-        self._warm_job = workers.Job(warm_models, registry, device, name="warm-models", parent=self).start()
+        self._warm_job = workers.Job(self._warm, self._registry, self.session.device, name="warm-models",
+                                     parent=self).start()
         self._open_initial()
+
+    def _warm(self, registry, device) -> list[str]:
+        """At start-up, in a worker: load and prime every model, and create Explore's staging library,
+        so that the first Generate shows its first preview as soon as one sampling step is done."""
+        failed = warm_models(registry, device)
+        self.explore.controller.staging()
+        return failed
 
     # ---- actions and menus
 
@@ -125,10 +158,13 @@ class MainWindow(QMainWindow):
         self.act_undo = self.curate.undo_stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcut(QKeySequence.StandardKey.Undo)
         self.act_redo = self.curate.undo_stack.createRedoAction(self, "&Redo")
-        self.act_redo.setShortcuts([QKeySequence.StandardKey.Redo, QKeySequence("Ctrl+Shift+Z")])
+        self.act_redo.setShortcuts(redo_shortcuts())
         self.act_mnist = self._action("MNIST &folder…", self.choose_mnist_folder)
         self.act_mnist_builtin = self._action("Use the &built-in MNIST subset", lambda: self.set_mnist_folder(None))
         self.act_about = self._action("&About PerceptLab", self.about)
+        self.act_guide = self._action("User &guide", self.show_guide, QKeySequence.StandardKey.HelpContents,
+                                      "how the panels work and what the settings mean (offline)")
+        self.act_shortcuts = self._action("&Keyboard shortcuts", self.show_shortcuts, "Ctrl+/")
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -163,6 +199,8 @@ class MainWindow(QMainWindow):
             act.setCheckable(True)
             act.setChecked(name == current)
         help_menu = bar.addMenu("&Help")
+        help_menu.addActions([self.act_guide, self.act_shortcuts])
+        help_menu.addSeparator()
         help_menu.addAction(self.act_about)
 
         tb = QToolBar("Main")
@@ -205,9 +243,10 @@ class MainWindow(QMainWindow):
 
     def _mnist_loaded(self, data) -> None:
         self.session.mnist = data
-        source = getattr(data, "source", "unknown")
-        self.mnist_label.setText(f"MNIST: {source}")
-        self.mnist_label.setToolTip(source)
+        source = str(getattr(data, "source", "unknown"))
+        short = source if len(source) <= 24 else source[:23].rstrip() + "…"  # room for the status message
+        self.mnist_label.setText(f"MNIST: {short}")
+        self.mnist_label.setToolTip(f"MNIST: {source}")
 
     def _mnist_failed(self, exc) -> None:
         self.mnist_label.setText("MNIST: not available")
@@ -270,7 +309,7 @@ class MainWindow(QMainWindow):
             return False
         self.demo = project
         self.open_project(project)
-        self.status(f"Opened the demo project ({project.root}): generated stimuli and SYNTHETIC trials.")
+        self.status("Opened the demo project: engine-made stimuli and SYNTHETIC (simulated) trials.")
         return True
 
     def open_paths(self, paths: list[Path]) -> None:
@@ -348,6 +387,16 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
     # ---- help
+
+    def show_guide(self):
+        dlg = guide_dialog(self)
+        dlg.open()
+        return dlg
+
+    def show_shortcuts(self):
+        dlg = shortcuts_dialog(self)
+        dlg.open()
+        return dlg
 
     def about(self) -> AboutDialog:
         dlg = AboutDialog(device_text(self.session.device), self.session.registry.names(), self)

@@ -22,12 +22,14 @@ from pathlib import Path
 
 
 def take_screenshots(demo_dir: str | Path | None, out_dir: str | Path, *, registry=None, pair=(4, 9),
-                     preset: str = "fast", per_pair: int = 16, batch_size: int = 16, size=(1440, 900),
+                     preset: str = "fast", per_pair: int = 16, batch_size: int = 16, size=(1400, 900),
                      device=None, timeout_s: float = 900.0, align_epochs: int = 4,
                      align_participants: int = 3) -> list[Path]:
     """Save one PNG per panel (and per analysis plot) into ``out_dir``; returns the paths."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings, Qt  # noqa: PLC0415
+    from PySide6.QtGui import QGuiApplication  # noqa: PLC0415
+    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
 
     from perceptlab._qt.app import ensure_app  # noqa: PLC0415
 
@@ -59,7 +61,11 @@ def take_screenshots(demo_dir: str | Path | None, out_dir: str | Path, *, regist
         def shot(name: str) -> None:
             wait_ms(250)
             path = out / f"{name}.png"
-            window.grab().save(str(path))
+            if QGuiApplication.platformName() == "xcb":  # the pixels the X server shows
+                QApplication.processEvents()
+                window.screen().grabWindow(window.winId()).save(str(path))
+            else:
+                window.grab().save(str(path))
             written.append(path)
 
         # Explore: a short generation for one pair

@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _open_app(argv: list[str]) -> int:
+    from perceptlab._qt.platform_check import platform_hint  # noqa: PLC0415 - imports no Qt
+
+    hint = platform_hint()
+    if hint:  # Qt would abort with a message that names one missing library of several
+        print(hint, file=sys.stderr)
+        return 2
     try:
         from perceptlab._qt.app import run_app  # noqa: PLC0415
     except ImportError as exc:
@@ -56,8 +62,10 @@ def _are_paths(argv: list[str], parser: argparse.ArgumentParser) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # the app: no subcommand modules to import, the window should show at once
+        return _open_app(argv)
     parser = build_parser()
-    if not argv or _are_paths(argv, parser):
+    if _are_paths(argv, parser):
         return _open_app(argv)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

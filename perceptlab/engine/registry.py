@@ -23,15 +23,7 @@ from perceptlab.engine.weights import load_into, load_weights, read_config, sha2
 from perceptlab.errors import PerceptLabError
 
 from perceptlab.names import BUILTIN_CLASSIFIERS, BUILTIN_JUDGE, BUILTIN_PRIOR  # noqa: F401
-
-
-def resources_dir() -> Path:
-    """The ``resources`` folder: next to the package in a checkout, inside it in a wheel install."""
-    here = Path(__file__).resolve().parents[1]
-    for candidate in (here / "resources", here.parent / "resources"):
-        if (candidate / "weights").is_dir():
-            return candidate
-    return here.parent / "resources"
+from perceptlab.paths import resources_dir  # noqa: F401  (re-exported: scripts import it from here)
 
 
 def builtin_weights_dir() -> Path:

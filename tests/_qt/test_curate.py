@@ -118,12 +118,12 @@ def test_export_csv_and_jspsych(make_window, library_copy, tmp_path, qtbot, dial
     dlg = ExportDialog(w.session.library, cur, tmp_path)
     qtbot.addWidget(dlg)
     req = dlg.request()
-    assert req.fmt == "csv" and req.status == "accepted" and req.folder == tmp_path / "lib-export"
+    assert req.fmt == "csv" and req.status == "accepted" and req.folder == tmp_path / "lib-csv"
     job = cur.export(req)
     qtbot.waitUntil(lambda: not job.is_running(), timeout=20_000)
-    exported = pd.read_csv(tmp_path / "lib-export" / "stimuli.csv")
+    exported = pd.read_csv(tmp_path / "lib-csv" / "stimuli.csv")
     assert sorted(exported["stimulus_id"]) == sorted(first)
-    assert (tmp_path / "lib-export" / "images" / f"{first[0]}.png").is_file()
+    assert (tmp_path / "lib-csv" / "images" / f"{first[0]}.png").is_file()
     job = cur.export(ExportRequest("jspsych", tmp_path / "js", None, 250, 150))
     qtbot.waitUntil(lambda: not job.is_running(), timeout=20_000)
     assert (tmp_path / "js" / "index.html").is_file() and "150" in (tmp_path / "js" / "timeline.js").read_text()

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -133,6 +134,20 @@ class AlignForm(QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setValue(r.seed)
+        for w, tip in (
+            (self.level, "group: one GroupNet on all participants' choices (mixed 1:1 with MNIST). individual: one "
+                         "IndivNet per checked participant from a GroupNet (own trials + all trials + MNIST, 2:1:1). "
+                         "both: the GroupNet, then the IndivNets from it"),
+            (self.epochs, "passes over the training data (paper 16); the best epoch on the validation part is kept"),
+            (self.lr, "AdamW learning rate (paper 1e-3): higher learns faster and forgets more of MNIST"),
+            (self.batch_size, "trials per optimisation step (paper 128)"),
+            (self.weight_decay, "AdamW weight decay: pulls the weights towards 0, against over-fitting few trials"),
+            (self.labels, "hard: each response is a label (paper). soft: each stimulus' choice distribution, so the "
+                          "model learns how uncertain the people were"),
+            (self.select_by, "which validation score picks the kept epoch"),
+            (self.seed, "random seed of the split and the training: the same seed gives the same models"),
+        ):
+            w.setToolTip(tip)
         recipe_box = QGroupBox("Recipe (defaults: the paper's)")
         rf = QFormLayout(recipe_box)
         rf.addRow("Epochs", self.epochs)
@@ -177,8 +192,13 @@ class AlignForm(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(model_box)
         layout.addWidget(people_box, 1)
-        layout.addWidget(recipe_box)
-        layout.addWidget(data_box)
+        # recipe and data split as tabs: the form fits a 1400x900 window without scrolling
+        self.sections = QTabWidget()
+        self.sections.setDocumentMode(True)
+        for box, name in ((recipe_box, "Recipe"), (data_box, "Images and split")):
+            box.setFlat(True)
+            self.sections.addTab(box, name)
+        layout.addWidget(self.sections)
         layout.addStretch(0)
 
         self.level.currentIndexChanged.connect(self._level_changed)

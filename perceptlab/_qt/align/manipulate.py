@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from perceptlab._qt.align.runner import individual_models, run_seed, scores_table, stimulus_ids
 from perceptlab._qt.messages import show_error
-from perceptlab._qt.widgets.combos import refill_combo
+from perceptlab._qt.widgets.combos import classifier_groups, refill_combo
 from perceptlab._qt.widgets.pair_matrix import PairMatrix
 from perceptlab._qt.widgets.pandas_model import PandasModel
 from perceptlab.align.manipulate import manipulation_stimuli, resolve_individual, score_manipulation, tags_for
@@ -218,7 +218,7 @@ class ManipulateView(QWidget):
             show_error(self, "Cannot start the manipulation", exc)
             return False
         form = ex.form
-        form.set_classifiers(reg.names("classifier"))
+        form.set_classifiers(classifier_groups(reg))
         settings = form.settings().replace(mode="controversial", classifier=model1, classifier2=model2,
                                            pairs=list(pairs), seed=run_seed(run))
         ex.set_reference(None)  # manipulation stimuli are not tied to a reference image

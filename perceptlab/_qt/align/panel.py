@@ -324,7 +324,7 @@ class AlignPanel(QWidget):
             text = f"{what} {rec.get('model')} — model {i} of {n}"
             if epoch and epoch.get("model") == rec.get("model"):
                 text += (f", epoch {epoch['epoch']}/{epoch['epochs']}: validation accuracy "
-                         f"{epoch['val_accuracy']:.3f}, loss {epoch['val_loss']:.3f} (best epoch {epoch['best_epoch']})")
+                         f"{100 * epoch['val_accuracy']:.1f}%, loss {epoch['val_loss']:.3f} (best epoch {epoch['best_epoch']})")
             elif rec.get("kind") == "features":
                 text += f", caching features {rec['done']}/{rec['total']}"
             self.progress.setFormat(f"model {i} of {n} — %p%")

@@ -15,7 +15,7 @@ from perceptlab._qt.align.runner import gains
 
 GAIN_UP, GAIN_DOWN, GAIN_TIE = "#55a868", "#c44e52", "#9a9a9a"
 BEFORE, AFTER = "#4c72b0", "#dd8452"
-MAX_TICK_LABELS = 40
+MAX_TICK_LABELS = 12  # participant names on the axis; more would run into one another
 
 
 def _synth(synthetic: bool) -> str:
@@ -30,6 +30,12 @@ def _rho(d: dict | None) -> str:
     return f"ρ = {d['rho']:.2f}"
 
 
+def sparse_ticks(labels: list[str], most: int = MAX_TICK_LABELS) -> list[list[tuple[int, str]]]:
+    """Major ticks with every k-th label (at most ``most``), minor ticks unlabelled at every position."""
+    step = max(1, math.ceil(len(labels) / most))
+    return [[(i, str(labels[i])) for i in range(0, len(labels), step)], [(i, "") for i in range(len(labels))]]
+
+
 class _View:
     def __init__(self, bottom: str, left: str):
         self.widget = pg.GraphicsLayoutWidget()
@@ -37,17 +43,26 @@ class _View:
         self.plot = self.widget.addPlot()
         self.plot.setLabel("bottom", bottom)
         self.plot.setLabel("left", left)
+        for name in ("left", "bottom"):  # no '(x0.001)' scale prefixes: the axes are in points or bits
+            self.plot.getAxis(name).enableAutoSIPrefix(False)
         self.plot.showGrid(y=True, alpha=0.2)
 
     def title(self) -> str:
         return self.plot.titleLabel.text
+
+    def empty(self, title: str, y=(-10.0, 10.0)) -> None:
+        """Before a run: a plain frame, no ticks on the category axis, and the title saying why."""
+        self.plot.getAxis("bottom").setTicks([[], []])
+        self.plot.setXRange(0, 1, padding=0)
+        self.plot.setYRange(*y, padding=0)
+        self.plot.setTitle(title)
 
 
 class GainView(_View):
     """IndivNet minus GroupNet accuracy on each participant's own test trials, largest gain first."""
 
     def __init__(self):
-        super().__init__("participants (largest gain first)", "IndivNet − GroupNet (accuracy points)")
+        super().__init__("participants (largest gain first)", "gain (accuracy points)")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brushes=[])
         self.plot.addItem(self.bars)
         self.zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#555", width=1))
@@ -63,25 +78,21 @@ class GainView(_View):
         if f.empty:
             self.bars.setOpts(x=[], height=[], brushes=[])
             self.dots.setData(x=[], y=[])
-            self.plot.getAxis("bottom").setTicks(None)
-            why = "no evaluation" if evaluation is None else "no IndivNets in this run (level group)"
-            self.plot.setTitle(f"Gain per participant: {why}")
+            why = "no run yet" if evaluation is None else "no IndivNets in this run (level group)"
+            self.empty(f"IndivNet − GroupNet per participant: {why}")
             return
         g = 100 * f["gain"].to_numpy()
         colors = [GAIN_UP if v > 0 else GAIN_DOWN if v < 0 else GAIN_TIE for v in g]
         x = np.arange(len(f))
         self.bars.setOpts(x=x, height=g, width=0.8, brushes=colors, pens=[pg.mkPen(None)] * len(f))
         self.dots.setData(x=x, y=g, brush=[pg.mkBrush(c) for c in colors])
-        if len(f) <= MAX_TICK_LABELS:
-            self.plot.getAxis("bottom").setTicks([[(i, p) for i, p in enumerate(f["participant"])]])
-        else:
-            self.plot.getAxis("bottom").setTicks(None)
+        self.plot.getAxis("bottom").setTicks(sparse_ticks(list(f["participant"])))
         lim = max(5.0, float(np.abs(g).max()) * 1.1)
         self.plot.setYRange(-lim, lim, padding=0)
         self.plot.setXRange(-0.6, len(f) - 0.4, padding=0)
         better, ties = int((g > 0).sum()), int((g == 0).sum())
-        self.plot.setTitle(f"{_synth(synthetic)}Own test trials: IndivNet beats GroupNet for {better} of {len(f)} "
-                           f"participants, {ties} ties (mean {np.mean(g):+.1f} points)")
+        self.plot.setTitle(f"{_synth(synthetic)}IndivNet − GroupNet on own test trials: better for {better} of "
+                           f"{len(f)}, {ties} ties (mean {np.mean(g):+.1f} points)")
 
 
 class EntropyScatterView(_View):
@@ -110,10 +121,13 @@ class EntropyScatterView(_View):
         if not pts or not pts.get("human"):
             for item in (self.before, self.after):
                 item.setData(x=[], y=[])
-            why = ("no evaluation" if evaluation is None else
+            why = ("no run yet" if evaluation is None else
                    "no per-stimulus entropies in these results" if not pts else
                    f"no test stimulus has {sp.get('min_responses', 3)} or more responses")
             self.plot.setTitle(f"Model vs human entropy: {why}")
+            hi = math.log2(10)
+            self.plot.setXRange(0, hi, padding=0.03)
+            self.plot.setYRange(0, hi, padding=0.03)
             return
         human = np.asarray(pts["human"], dtype=float)
         for key, item, when in (("base", self.before, "before"), ("group", self.after, "after")):
@@ -135,7 +149,7 @@ class BinGainView(_View):
     """IndivNet minus GroupNet accuracy by the human choice entropy of the stimulus (pooled own trials)."""
 
     def __init__(self):
-        super().__init__("human choice entropy (bits)", "IndivNet − GroupNet (accuracy points)")
+        super().__init__("human choice entropy (bits)", "gain (accuracy points)")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brushes=[])
         self.plot.addItem(self.bars)
         self.plot.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#555", width=1)))
@@ -153,9 +167,8 @@ class BinGainView(_View):
         if not self.bins:
             self.bars.setOpts(x=[], height=[], brushes=[])
             self.dots.setData(x=[], y=[])
-            self.plot.getAxis("bottom").setTicks(None)
-            why = "no evaluation" if evaluation is None else "needs IndivNets and a GroupNet"
-            self.plot.setTitle(f"Gain by entropy: {why}")
+            why = "no run yet" if evaluation is None else "needs IndivNets and a GroupNet"
+            self.empty(f"IndivNet − GroupNet by human entropy: {why}")
             return
         g = np.array([100 * b["gain"] if b["gain"] is not None else 0.0 for b in self.bins])
         colors = [GAIN_TIE if b["gain"] is None else GAIN_UP if v > 0 else GAIN_DOWN if v < 0 else GAIN_TIE

@@ -29,6 +29,21 @@ from perceptlab._qt.widgets.plot_export import ExportButton
 from perceptlab.errors import PerceptLabError
 
 
+def model_names_text(names: list[str], most: int = 3) -> str:
+    """'vgg-group, vgg-indiv-p1, vgg-indiv-p2' or, for many, 'vgg-group and 40 IndivNets (vgg-indiv-…)'."""
+    if not names:
+        return ""
+    if len(names) <= most:
+        return ", ".join(html.escape(n) for n in names)
+    indiv = [n for n in names if "-indiv-" in n]
+    rest = [n for n in names if "-indiv-" not in n]
+    parts = [html.escape(n) for n in rest[:most]] + ([f"{len(rest) - most} more"] if len(rest) > most else [])
+    if indiv:
+        prefix = indiv[0].split("-indiv-")[0] + "-indiv-…"
+        parts.append(f"{len(indiv)} IndivNets ({html.escape(prefix)})")
+    return ", ".join(parts)
+
+
 class AlignResults(QWidget):
     """Summary, Accuracy (Open results… / Save results…) and the plot tabs, each with Export."""
 
@@ -114,8 +129,10 @@ class AlignResults(QWidget):
             view.set_report(ev, self.synthetic)
 
     def _summary_html(self, metrics: dict, ev: dict) -> str:
+        """A few lines above the plots: 40 IndivNet names would push the plots out of the panel, so the
+        names are summed up (the Fine-tuned models table lists them all)."""
         job = metrics.get("job", {})
-        names = ", ".join(html.escape(n) for n in metrics.get("models", {}))
+        names = model_names_text(list(metrics.get("models", {})))
         lines = []
         if self.synthetic:
             lines.append("<span style='color:#c8323c'><b>SYNTHETIC data</b> (simulated observers, not human "

@@ -94,7 +94,7 @@ def user_models_frame(registry: Registry) -> pd.DataFrame:
         else:
             who = ""
         rows.append({"name": m.name, "level": m.level or "", "base": m.base or "", "participants": who,
-                     "val accuracy": acc if isinstance(acc, float) else None, "created": m.created or ""})
+                     "val accuracy": _pct(acc) if isinstance(acc, float) else "–", "created": m.created or ""})
     return pd.DataFrame(rows, columns=["name", "level", "base", "participants", "val accuracy", "created"])
 
 

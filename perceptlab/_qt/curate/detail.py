@@ -52,6 +52,7 @@ class StimulusDetail(QWidget):
         self.probs.verticalHeader().setDefaultSectionSize(18)
         self.probs.horizontalHeader().setMinimumHeight(34)
         self.probs.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.probs.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._fit_table()
         self.probs.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.probs.setMinimumHeight(120)
@@ -100,15 +101,24 @@ class StimulusDetail(QWidget):
         verdict = "passed" if rec.passed else (f"rejected: {rec.reason}" if rec.passed is False else "not judged")
         pa = f"{rec.p_a:.3f}" if rec.p_a is not None else "—"
         pb = f"{rec.p_b:.3f}" if rec.p_b is not None else "—"
+        if rec.classifier2 and rec.class_a is not None:  # controversial: p_a and p_b come from two models
+            probs = f"{rec.classifier}: p({rec.class_a}) = {pa}, {rec.classifier2}: p({rec.class_b}) = {pb}"
+        elif rec.class_a is not None:
+            probs = f"p({rec.class_a}) = {pa}, p({rec.class_b}) = {pb}"
+        else:
+            probs = f"p_a = {pa}, p_b = {pb}"
         self.title.setText(
             f"<b>{rec.id}</b> — <b>{rec.status}</b><br>{rec.mode}, pair {pair}, guided by {who}<br>"
-            f"p_a = {pa}, p_b = {pb}, judge score {judge}<br>filter: {verdict}"
+            f"{probs}, judge score {judge}<br>filter: {verdict}"
         )
         rows = list(rec.probs.items())
         if choices is not None and np.sum(choices) > 0:
             rows.append((f"humans\nn={int(np.sum(choices))}", list(np.asarray(choices, float) / np.sum(choices))))
         self.probs.setColumnCount(len(rows))
         self.probs.setHorizontalHeaderLabels([name for name, _ in rows])
+        # every column as wide as its header ('cornet', 'humans n=21') or its numbers: never cut
+        head = self.probs.horizontalHeader()
+        head.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         for c, (_, values) in enumerate(rows):
             values = np.asarray(values, dtype=float)
             for r, p in enumerate(values[:10]):
@@ -129,9 +139,11 @@ class StimulusDetail(QWidget):
         self.provenance.setPlainText(json.dumps(info, indent=2))
 
     def _fit_table(self) -> None:
-        """Show all 11 rows without a scroll bar, whatever the header height (two-line headers)."""
+        """Show all 11 rows and every column without a scroll bar, whatever the header height (two-line
+        headers) and width (the pane widens to the columns, which fit their headers)."""
         t = self.probs
         t.setFixedHeight(t.horizontalHeader().sizeHint().height() + t.verticalHeader().length() + 2 * t.frameWidth() + 2)
+        t.setMinimumWidth(t.verticalHeader().sizeHint().width() + t.horizontalHeader().length() + 2 * t.frameWidth() + 2)
 
     def _tags_done(self) -> None:
         if self.record is None:

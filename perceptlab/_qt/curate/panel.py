@@ -2,7 +2,7 @@
 
 Keys in the gallery: A accept, R reject, N back to new, T add a tag, arrows move; every change
 applies to all selected stimuli, is committed by the library at once and can be undone (Ctrl+Z) and
-redone (Ctrl+Shift+Z).
+redone (Ctrl+Shift+Z or Ctrl+Y).
 """
 
 from __future__ import annotations
@@ -116,6 +116,9 @@ class CuratePanel(QWidget):
             bar.addWidget(w)
         bar.addWidget(self.descending)
         bar.addStretch(1)
+        for combo in (self.mode, self.sort):  # the bar must leave room for the detail pane at 1400 px
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(9)
 
         # actions
         self.accept_button = QPushButton("Accept (A)")
@@ -304,7 +307,15 @@ class CuratePanel(QWidget):
 
     def ask_tag(self) -> str:
         tag, ok = QInputDialog.getText(self, "Tag stimuli", "Tag:", text=self.last_tag)
+        self.refocus()
         return tag.strip() if ok else ""
+
+    def refocus(self) -> None:
+        """Give the keyboard back to the gallery after a dialog: without this, where no window manager
+        re-activates the main window (or focus went to the dialog's parent), A / R / Ctrl+Z went nowhere
+        until a tile was clicked."""
+        self.window().activateWindow()
+        self.view.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _advance(self) -> None:
         """Move to the next tile after a single-stimulus decision (a status filter may hide the current one)."""

@@ -5,7 +5,7 @@ The widgets only read and write the engine's dataclasses; presets come from ``sa
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -16,12 +16,15 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QStyle,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from perceptlab._qt.widgets.combos import refill_combo
+from perceptlab._qt.explore.tips import sampler_tips
+from perceptlab._qt.widgets.combos import make_filterable, refill_grouped
 from perceptlab._qt.widgets.pair_matrix import PairMatrix
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.generate import DEFAULT_MAX_ROUNDS
@@ -33,12 +36,52 @@ CONDITIONS = [("none (unconditional)", None), ("class a", "a"), ("class b", "b")
 SEED_RANDOM = -1
 
 
-def _dslider(lo: float, hi: float, value: float, decimals: int = 2) -> QLabeledDoubleSlider:
+class _PageClicks(QObject):
+    """A click on a slider's track moves it one page towards the click, as QSlider does, instead of
+    superqt's jump to the click position (two clicks took γ from 0.10 to 1.00)."""
+
+    def eventFilter(self, slider, event) -> bool:  # noqa: N802
+        if event.type() != QEvent.Type.MouseButtonPress or event.button() != Qt.MouseButton.LeftButton:
+            return False
+        opt = slider._styleOption  # noqa: SLF001 - superqt's style option of the slider
+        handle = slider.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt,
+                                               QStyle.SubControl.SC_SliderHandle, slider)
+        pos = event.position().toPoint()
+        if handle.contains(pos):
+            return False  # drag the handle as usual
+        step = -slider.pageStep() if pos.x() < handle.center().x() else slider.pageStep()
+        slider.setValue(min(slider.maximum(), max(slider.minimum(), slider.value() + step)))
+        return True
+
+
+_PAGE_CLICKS = None
+
+
+def _page_clicks(widget) -> None:
+    global _PAGE_CLICKS
+    if _PAGE_CLICKS is None:
+        _PAGE_CLICKS = _PageClicks()
+    widget._slider.installEventFilter(_PAGE_CLICKS)  # noqa: SLF001
+
+
+def _dslider(lo: float, hi: float, value: float, decimals: int = 2, page: float | None = None) -> QLabeledDoubleSlider:
+    """A float slider whose value is always what its label shows: a drag lands on a multiple of the
+    step (0.01 for two decimals) instead of a float such as 0.995215 shown as "1.00"; a click on the
+    track moves by ``page`` (default a tenth of the range)."""
     s = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
     s.setRange(lo, hi)
     s.setDecimals(decimals)
     s.setSingleStep(10 ** -decimals)
+    s.setPageStep(page if page is not None else (hi - lo) / 10)
     s.setValue(value)
+
+    def snap(v: float) -> None:
+        r = round(v, decimals)
+        if abs(r - v) > 1e-12:
+            s.setValue(r)
+
+    s.valueChanged.connect(snap)
+    _page_clicks(s)
     return s
 
 
@@ -73,8 +116,12 @@ class SamplerForm(QWidget):
         pl.addLayout(row)
         self.matrix.changed.connect(self._pairs_changed)
         layout.addWidget(pairs_box)
+        # the settings below the pair matrix as tabs: the whole form fits a 1400x900 window unscrolled
+        self.sections = QTabWidget()
+        self.sections.setDocumentMode(True)
+        layout.addWidget(self.sections)
 
-        box = QGroupBox("Guidance")
+        box = QWidget()
         form = QFormLayout(box)
         self.mode = QComboBox()
         self.mode.addItem("uncertainty", "uncertainty")
@@ -84,13 +131,11 @@ class SamplerForm(QWidget):
         form.addRow("Mode", self.mode)
         self.classifier = QComboBox()
         self.classifier2 = QComboBox()
-        for name in classifiers:
-            self.classifier.addItem(name, name)
-            self.classifier2.addItem(name, name)
-        if len(classifiers) > 1:
-            self.classifier2.setCurrentIndex(1)
-        if "vgg" in classifiers:
-            self.classifier.setCurrentIndex(classifiers.index("vgg"))
+        for combo in (self.classifier, self.classifier2):
+            make_filterable(combo)
+            combo.setMinimumContentsLength(14)
+        refill_grouped(self.classifier, [("classifiers", list(classifiers))], preferred="vgg")
+        refill_grouped(self.classifier2, [("classifiers", list(classifiers))], default=1)
         form.addRow("Classifier 1", self.classifier)
         form.addRow("Classifier 2", self.classifier2)
         self.preset = QComboBox()
@@ -98,7 +143,7 @@ class SamplerForm(QWidget):
             self.preset.addItem(PRESET_LABELS.get(name, name), name)
         self.preset.addItem("custom", None)
         form.addRow("Preset", self.preset)
-        self.gamma = _dslider(0.0, 2.0, 0.1)
+        self.gamma = _dslider(0.0, 2.0, 0.1, page=0.05)
         self.gamma.setToolTip("guidance strength gamma (paper 0.1)")
         form.addRow("γ strength", self.gamma)
         self.steps = _islider(1, 200, 50)
@@ -125,10 +170,11 @@ class SamplerForm(QWidget):
         for label, value in CONDITIONS:
             self.condition.addItem(label, value)
         form.addRow("Prior condition", self.condition)
-        layout.addWidget(box)
+        self.sections.addTab(box, "Guidance")
 
-        run = QGroupBox("Batch")
+        run = QWidget()
         rf = QFormLayout(run)
+        self.batch_form = rf
         self.per_pair = QSpinBox()
         self.per_pair.setRange(1, 10_000)
         self.per_pair.setValue(8)
@@ -158,7 +204,7 @@ class SamplerForm(QWidget):
         again.addWidget(self.regenerate)
         again.addWidget(self.max_rounds)
         rf.addRow("Rejects", again)
-        layout.addWidget(run)
+        self.sections.addTab(run, "Batch")
 
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.preset.currentIndexChanged.connect(self._preset_chosen)
@@ -171,16 +217,24 @@ class SamplerForm(QWidget):
         for w in (self.per_pair, self.batch_size, self.seed):
             w.valueChanged.connect(self.changed)
         self.judge_weight.valueChanged.connect(self.changed)
+        self._set_tooltips()
         self.apply_preset(DEFAULT_PRESET)
         self._mode_changed()
         self._pairs_changed()
 
-    def set_classifiers(self, names: list[str]) -> None:
+    def _set_tooltips(self) -> None:
+        """Each setting's tooltip names the paper's term and what turning it up or down does."""
+        for widget, tip in sampler_tips(self).items():
+            widget.setToolTip(tip)
+
+    def set_classifiers(self, names) -> None:
         """Refill both classifier pickers (models were added, renamed or deleted), keeping the current
-        choices where they still exist."""
-        items = [(name, name) for name in names]
-        refill_combo(self.classifier, items, preferred="vgg")
-        refill_combo(self.classifier2, items, default=1)
+        choices where they still exist. ``names``: a list, or (title, names) groups (built-in, GroupNets,
+        IndivNets: :func:`~perceptlab._qt.widgets.combos.classifier_groups`)."""
+        names = list(names)
+        groups = names if names and isinstance(names[0], tuple) else [("classifiers", names)]
+        refill_grouped(self.classifier, groups, preferred="vgg")
+        refill_grouped(self.classifier2, groups, default=1)
         self.changed.emit()
 
     # ---- presets
@@ -304,7 +358,7 @@ class FilterForm(QGroupBox):
     changed = Signal()
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__("Acceptance filter (edits re-judge the batch)", parent)
+        super().__init__("Edits re-judge the batch without sampling again", parent)
         form = QFormLayout(self)
         kind_row = QHBoxLayout()
         self.kind = QComboBox()
@@ -341,6 +395,10 @@ class FilterForm(QGroupBox):
         self.min_judge.setRange(0.0, 1.0)
         self.min_judge.setSingleStep(0.05)
         self.min_judge.setDecimals(2)
+        self.min_judge.setToolTip("digit judge (surrogate) score s must exceed this (paper 0.5): drops images "
+                                  "that no longer look like a digit")
+        self.use_judge.setToolTip(self.min_judge.toolTip())
+        self.top_two.setToolTip("uncertainty: a and b must be the guiding classifier's two most probable classes")
         judge_row.addWidget(self.use_judge)
         judge_row.addWidget(self.min_judge)
         form.addRow("Digit judge", judge_row)

@@ -21,14 +21,22 @@ from PySide6.QtWidgets import (
 
 from perceptlab._qt.explore.controller import GenerationController, Reference
 from perceptlab._qt.explore.form import FilterForm, SamplerForm
-from perceptlab._qt.explore.preview import COLOR_A, COLOR_B, PreviewModel, PreviewView
+from perceptlab._qt.explore.preview import COLOR_A, COLOR_B, PreviewModel, PreviewView, prob_label
 from perceptlab._qt.explore.reference import ReferencePicker
 from perceptlab._qt.explore.thresholds import ReferenceThresholds
 from perceptlab._qt.messages import show_error
+from perceptlab._qt.widgets.combos import classifier_groups
 from perceptlab._qt.widgets.images import qpixmap
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.sampler import SamplerSettings
 from perceptlab.errors import PerceptLabError
+
+
+def prob_sources(s: SamplerSettings | None) -> tuple[str, str] | None:
+    """(classifier 1, classifier 2) when p(a) and p(b) come from different classifiers (controversial)."""
+    if s is None or s.mode != "controversial" or not s.classifier2:
+        return None
+    return s.classifier, s.classifier2
 
 
 def _guiding(s: SamplerSettings | None) -> list[str]:
@@ -50,6 +58,7 @@ class ExplorePanel(QWidget):
         has_judge = "judge" in reg.names("judge")
         self.controller = GenerationController(session, self)
         self.form = SamplerForm(classifiers, has_judge)
+        self.form.set_classifiers(classifier_groups(reg))
         self.filter_form = FilterForm()
 
         # reference image
@@ -61,7 +70,7 @@ class ExplorePanel(QWidget):
         clear = QPushButton("Clear")
         clear.clicked.connect(lambda: self.set_reference(None))
         ref_row = QHBoxLayout()
-        ref_row.addWidget(QLabel("Reference:"))
+        ref_row.setContentsMargins(0, 0, 0, 0)
         ref_row.addWidget(self.ref_image)
         ref_row.addWidget(self.ref_label, 1)
         ref_row.addWidget(pick)
@@ -92,8 +101,13 @@ class ExplorePanel(QWidget):
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.addWidget(self.form)
-        ll.addLayout(ref_row)
-        ll.addWidget(self.filter_form)
+        ref_widget = QWidget()
+        ref_widget.setLayout(ref_row)
+        ref_widget.setToolTip("a reference image (from MNIST or a file) that the pixel constraint keeps the "
+                              "sample close to, with strength Reference α")
+        self.form.batch_form.addRow("Reference", ref_widget)
+        self.form.sections.addTab(self.filter_form, "Filter")
+        self.form.sections.setTabToolTip(2, "acceptance thresholds; editing them re-judges the batch shown")
         ll.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(left)
@@ -187,7 +201,11 @@ class ExplorePanel(QWidget):
         self._pending_progress: int | None = None
         self._pending_curve = False
         self._plot_title = ""
-        self._plot_steps = 50
+        self._plot_steps = 0
+        self._set_plot_steps(self.form.steps.value())
+        # before a run (or between runs) the step axis follows the form's Steps
+        self.form.steps.valueChanged.connect(
+            lambda v: self._set_plot_steps(int(v)) if not self.controller.tiles else None)
         self.form.matrix.set_pairs([(4, 9)])
         session.modelsChanged.connect(self.models_changed)
         if not classifiers:
@@ -227,7 +245,7 @@ class ExplorePanel(QWidget):
     def models_changed(self) -> None:
         """User models were added, renamed or deleted: refill the classifier pickers."""
         names = self.session.registry.names("classifier")
-        self.form.set_classifiers(names)
+        self.form.set_classifiers(classifier_groups(self.session.registry))
         if not self.is_running():
             self.generate_button.setEnabled(bool(names))
 
@@ -289,11 +307,16 @@ class ExplorePanel(QWidget):
         self._update_buttons()
 
     def _tiles_reset(self) -> None:
+        self.model.set_sources(prob_sources(self.controller.settings))
+        self._plot_title = ""
         self.model.set_tiles(self.controller.tiles)
         if self.controller.tiles:
             self.view.setCurrentIndex(self.model.index(0))
         self.progress.setValue(0)
         steps = self.controller.settings.steps if self.controller.settings is not None else 0
+        self._set_plot_steps(steps)
+
+    def _set_plot_steps(self, steps: int) -> None:
         if steps and steps != self._plot_steps:
             self._plot_steps = steps
             self.plot.setXRange(0, steps, padding=0.02)
@@ -382,24 +405,27 @@ class ExplorePanel(QWidget):
         a, b = t.pair
         self.curve_a.setData(t.steps, t.hist_a)
         self.curve_b.setData(t.steps, t.hist_b)
-        title = f"image {row + 1}: p({a}) and p({b}) over steps"
+        src_a, src_b = self.model.sources or (None, None)
+        if src_a:  # controversial: the names go in the legend, the title stays short enough to show
+            title = f"image {row + 1}: p({a}) by classifier 1, p({b}) by classifier 2"
+        else:
+            title = f"image {row + 1}: p({a}) and p({b}) over steps"
         if title != self._plot_title:  # a new title re-lays the plot out: only when it changes
             self._plot_title = title
             self.plot.getPlotItem().setTitle(title)
             legend = self.plot.getPlotItem().legend
-            for curve, cls in ((self.curve_a, a), (self.curve_b, b)):
-                label = legend.getLabel(curve) if legend is not None else None
-                if label is not None:
-                    label.setText(f"p({cls})")
+            if legend is not None:  # re-added, so that the legend box grows with longer names
+                legend.clear()
+                legend.addItem(self.curve_a, prob_label(a, src_a))
+                legend.addItem(self.curve_b, prob_label(b, src_b))
         if t.image is not None:
             self.big.setPixmap(qpixmap(t.image, 140))
-        pa = "–" if not math.isfinite(t.p_a) else f"{t.p_a:.3f}"
-        pb = "–" if not math.isfinite(t.p_b) else f"{t.p_b:.3f}"
+        pa, pb = prob_label(a, src_a, 3, t.p_a), prob_label(b, src_b, 3, t.p_b)
         extra = ""
         if t.record is not None and t.record.judge is not None:
             extra = f", judge {t.record.judge:.2f}"
         self.detail.setText(f"<b>Image {row + 1}</b> — pair {a}-{b}, seed {t.seed}<br>"
-                            f"p({a}) = {pa}, p({b}) = {pb}{extra}<br>{t.status_text()}")
+                            f"{pa}, {pb}{extra}<br>{t.status_text()}")
 
     # ---- persistence
 

@@ -73,10 +73,36 @@ class Tile:
         return f"accepted{again}" if self.passed else f"rejected{again}: {self.reason}"
 
 
+def prob_label(cls, source: str | None, decimals: int | None = None, p: float = math.nan) -> str:
+    """'p(3)' or, when the probability comes from a named classifier (controversial mode: one per class),
+    'cornet: p(3)'; with ``decimals``, the value too ('cornet: p(3) = 1.00')."""
+    text = f"p({cls})" if not source else f"{source}: p({cls})"
+    if decimals is None:
+        return text
+    return f"{text} = {'–' if not math.isfinite(p) else f'{p:.{decimals}f}'}"
+
+
+def short_names(a: str, b: str, most: int = 4) -> tuple[str, str]:
+    """Tile labels for two classifiers that tell them apart: 'cor'/'vgg', or for names that share a
+    prefix (vgg-indiv-sim001, vgg-indiv-sim002) the part where they differ ('001'/'002')."""
+    if a[:3] != b[:3]:
+        return a[:3], b[:3]
+    common = 0
+    while common < min(len(a), len(b)) and a[common] == b[common]:
+        common += 1
+    start = max(0, min(common, len(a) - 3, len(b) - 3))
+    return a[start:start + most], b[start:start + most]
+
+
 class PreviewModel(QAbstractListModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.tiles: list[Tile] = []
+        #: the classifiers p_a and p_b come from when they differ (controversial mode), else None
+        self.sources: tuple[str, str] | None = None
+
+    def set_sources(self, sources: tuple[str, str] | None) -> None:
+        self.sources = sources
 
     def set_tiles(self, tiles: list[Tile]) -> None:
         self.beginResetModel()
@@ -94,8 +120,9 @@ class PreviewModel(QAbstractListModel):
             return tile
         if role == Qt.ItemDataRole.ToolTipRole:
             a, b = tile.pair
+            src_a, src_b = self.sources or (None, None)
             return (f"image {tile.index + 1}, pair {a}-{b}, seed {tile.seed}\n"
-                    f"p({a}) = {tile.p_a:.3f}, p({b}) = {tile.p_b:.3f}\n{tile.status_text()}")
+                    f"{prob_label(a, src_a, 3, tile.p_a)}, {prob_label(b, src_b, 3, tile.p_b)}\n{tile.status_text()}")
         if role == Qt.ItemDataRole.DisplayRole:
             return f"{tile.pair[0]}-{tile.pair[1]}"
         return None
@@ -128,7 +155,8 @@ class PreviewDelegate(QStyledItemDelegate):
         if not tile.valid or tile.stopped:
             painter.fillRect(img_rect, QColor(255, 255, 255, 110))
         self._badge(painter, tile, img_rect)
-        self._bars(painter, tile, QRect(r.x() + 6, img_rect.bottom() + 5, r.width() - 12, 34))
+        sources = getattr(index.model(), "sources", None)
+        self._bars(painter, tile, QRect(r.x() + 4, img_rect.bottom() + 5, r.width() - 8, 34), sources)
         painter.restore()
 
     @staticmethod
@@ -162,24 +190,27 @@ class PreviewDelegate(QStyledItemDelegate):
             painter.drawEllipse(box.adjusted(2, 2, -2, -2))
 
     @staticmethod
-    def _bars(painter: QPainter, tile: Tile, rect: QRect) -> None:
+    def _bars(painter: QPainter, tile: Tile, rect: QRect, sources: tuple[str, str] | None = None) -> None:
+        """Two bars, p(a) and p(b); in controversial mode each row names its classifier ('cor 3')."""
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         font = QFont(painter.font())
         font.setBold(False)
         font.setPixelSize(10)
         painter.setFont(font)
-        label_w = 12
+        label_w = 12 if not sources else 34
+        short = short_names(*sources) if sources else None
         row_h = rect.height() // 2
         for k, (cls, p, color) in enumerate(((tile.pair[0], tile.p_a, COLOR_A), (tile.pair[1], tile.p_b, COLOR_B))):
             y = rect.y() + k * row_h
             painter.setPen(QColor("#333"))
-            painter.drawText(QRect(rect.x(), y, label_w, row_h), Qt.AlignmentFlag.AlignVCenter, str(cls))
-            track = QRect(rect.x() + label_w, y + 3, rect.width() - label_w - 30, row_h - 6)
+            label = str(cls) if not short else f"{short[k]} {cls}"
+            painter.drawText(QRect(rect.x(), y, label_w, row_h), Qt.AlignmentFlag.AlignVCenter, label)
+            track = QRect(rect.x() + label_w, y + 3, rect.width() - label_w - 26, row_h - 6)
             painter.fillRect(track, QColor("#e4e4e4"))
             if math.isfinite(p):
                 fill = QRect(track.x(), track.y(), int(round(track.width() * max(0.0, min(1.0, p)))), track.height())
                 painter.fillRect(fill, color)
-            painter.drawText(QRect(track.right() + 3, y, 30, row_h), Qt.AlignmentFlag.AlignVCenter,
+            painter.drawText(QRect(track.right() + 3, y, 24, row_h), Qt.AlignmentFlag.AlignVCenter,
                              "" if not math.isfinite(p) else f"{p:.2f}")
 
 

@@ -109,9 +109,11 @@ class ExportButton(QToolButton):
         super().__init__(parent)
         self._widget, self._name = widget, name
         self._on_error, self._on_exported = on_error, on_exported
-        self.setText("Export")
+        self.setText("Export…")
         self.setToolTip("Export this plot as PNG, SVG or PDF")
         self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        # the style's menu arrow was drawn over the text ("Expor⌄t"): no arrow, the ellipsis says there is more
+        self.setStyleSheet("QToolButton::menu-indicator { image: none; width: 0px; }")
         menu = QMenu(self)
         for fmt in FORMATS:
             menu.addAction(fmt.upper(), lambda fmt=fmt: self.export_dialog(fmt))
