@@ -94,6 +94,17 @@ def _check(ok: bool, message: str, fix: str) -> None:
         raise PerceptLabError(message, fix)
 
 
+def preset_values(name: str, mode: str = "uncertainty") -> dict[str, Any]:
+    """The settings a preset sets in ``mode`` (its mode overrides applied)."""
+    _check(name in PRESETS, f"unknown preset {name!r}", f"choose one of: {', '.join(PRESETS)}")
+    values = {k: v for k, v in PRESETS[name].items() if k != "mode_overrides"}
+    values.update(PRESETS[name].get("mode_overrides", {}).get(mode, {}))
+    return values
+
+
+LOOP_FIELDS = ("step_size", "renoise", "clamp", "final_rounds")  # the reference code's loop vs this project's
+
+
 @dataclass
 class SamplerSettings:
     """Everything that decides what the sampler makes; round-trips through JSON.
@@ -151,10 +162,7 @@ class SamplerSettings:
     @classmethod
     def from_preset(cls, name: str = DEFAULT_PRESET, **changes: Any) -> SamplerSettings:
         """Settings of a preset (``PRESETS``) with ``changes`` applied on top."""
-        _check(name in PRESETS, f"unknown preset {name!r}", f"choose one of: {', '.join(PRESETS)}")
-        values = {k: v for k, v in PRESETS[name].items() if k != "mode_overrides"}
-        mode = changes.get("mode", cls.mode)
-        values.update(PRESETS[name].get("mode_overrides", {}).get(mode, {}))
+        values = preset_values(name, changes.get("mode", cls.mode))
         return cls(**{**values, "preset": name, **changes})
 
     def replace(self, **changes: Any) -> SamplerSettings:

@@ -9,6 +9,7 @@ import numpy as np
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
 
 from perceptlab.engine.registry import Registry
+from perceptlab.engine.sampler import SamplerSettings
 
 
 class GapMeter:
@@ -260,3 +261,26 @@ def test_form_carries_the_timestep_spacing_of_presets_and_settings(make_window):
     custom = form.settings().replace(spacing="quadratic", steps=33)
     form.set_settings(custom)
     assert form.settings().spacing == "quadratic" and form.settings().steps == 33
+
+
+def test_form_carries_pair_conditioning_co_guides_and_the_reference_loop(make_window):
+    form = make_window().explore.form
+    form.mode.setCurrentIndex(form.mode.findData("uncertainty"))
+    form.apply_preset("fast")
+    s = form.settings()
+    assert s.preset == "fast" and s.condition == "pair" and s.ensemble == ["cornet"]
+    assert (s.step_size, s.renoise, s.clamp, s.final_rounds) == ("marginal", "sqrt_beta", "straight_through", False)
+    assert form.loop_label.text() == "this project's"
+    form.mode.setCurrentIndex(form.mode.findData("controversial"))  # the fast preset co-guides in uncertainty only
+    assert form.settings().ensemble == [] and not form.ensemble.isEnabled() and form.settings().preset == "fast"
+    form.mode.setCurrentIndex(form.mode.findData("uncertainty"))
+    form.apply_preset("reference")
+    s = form.settings()
+    assert s.preset == "reference" and s.spacing == "leading" and s.condition is None and s.ensemble == []
+    assert (s.step_size, s.renoise, s.clamp, s.final_rounds) == ("posterior", "beta", "clip", True)
+    assert form.loop_label.text() == "the public reference code's"
+    form.ensemble.setText("vgg, mlp")
+    form.ensemble.editingFinished.emit()
+    assert form.settings().ensemble == ["vgg", "mlp"] and form.settings().preset is None
+    form.set_settings(SamplerSettings.from_preset("fast", mode="uncertainty", pairs=[(3, 5)]))
+    assert form.settings().preset == "fast" and form.loop_label.text() == "this project's"

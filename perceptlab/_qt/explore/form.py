@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QStyle,
@@ -29,10 +30,16 @@ from perceptlab._qt.widgets.pair_matrix import PairMatrix
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.generate import DEFAULT_MAX_ROUNDS
 from perceptlab.engine.guidance.pixel import DEFAULT_ALPHA
-from perceptlab.engine.sampler import DEFAULT_PRESET, PRESETS, SamplerSettings
+from perceptlab.engine.sampler import DEFAULT_PRESET, LOOP_FIELDS, PRESETS, SamplerSettings, preset_values
 
-PRESET_LABELS = {"paper": "paper (ICML 2025)", "fast": "interactive (fast)", "draft": "draft"}
-CONDITIONS = [("none (unconditional)", None), ("class a", "a"), ("class b", "b")] + [(f"digit {d}", str(d)) for d in range(10)]
+PRESET_LABELS = {
+    "paper": "paper (ICML 2025)", "fast": "interactive (fast)", "draft": "draft",
+    "reference": "reference code (public BAM loop)",
+}  # fmt: skip
+CONDITIONS = [("none (unconditional)", None), ("halfway between a and b", "pair"), ("class a", "a"), ("class b", "b")] + [
+    (f"digit {d}", str(d)) for d in range(10)
+]
+_LOOP_DEFAULTS = {f: SamplerSettings.__dataclass_fields__[f].default for f in LOOP_FIELDS}
 SEED_RANDOM = -1
 
 
@@ -157,6 +164,7 @@ class SamplerForm(QWidget):
         self.spacing = QComboBox()
         self.spacing.addItem("even (paper)", "trailing")
         self.spacing.addItem("dense near the end", "quadratic")
+        self.spacing.addItem("leading, 980 … 0 (reference code)", "leading")
         self.spacing.setToolTip(
             "where the inference steps fall: evenly from t = 999 (paper), or packed near t = 0 where the "
             "boundary is decided (fast presets)"
@@ -170,6 +178,24 @@ class SamplerForm(QWidget):
         for label, value in CONDITIONS:
             self.condition.addItem(label, value)
         form.addRow("Prior condition", self.condition)
+        self.ensemble = QLineEdit()
+        self.ensemble.setPlaceholderText("none")
+        self.ensemble.setToolTip(
+            "ensemble guidance (uncertainty mode): more classifiers, comma-separated, that guide together with "
+            "classifier 1 - the loss is their mean, so the image lands on a boundary they share, which transfers "
+            "better to other observers. The filter still judges classifier 1. The fast preset co-guides with cornet."
+        )
+        form.addRow("Co-guides", self.ensemble)
+        self._loop = dict(_LOOP_DEFAULTS)
+        self.loop_label = QLabel()
+        self.loop_label.setWordWrap(True)
+        self.loop_label.setToolTip(
+            "the reference preset re-does the public BAM code's loop: gradient normalised with the DDPM posterior "
+            "std, re-noising with beta as the noise scale, no gradient through clipped pixels, all R rounds at the "
+            "last step; every other preset uses this project's loop"
+        )
+        form.addRow("Loop", self.loop_label)
+        self._show_loop()
         self.sections.addTab(box, "Guidance")
 
         run = QWidget()
@@ -212,7 +238,9 @@ class SamplerForm(QWidget):
             w.valueChanged.connect(self._value_edited)
         self.full_grad.toggled.connect(self._value_edited)
         self.spacing.currentIndexChanged.connect(self._value_edited)
-        for w in (self.classifier, self.classifier2, self.condition):
+        self.condition.currentIndexChanged.connect(self._value_edited)
+        self.ensemble.editingFinished.connect(self._value_edited)
+        for w in (self.classifier, self.classifier2):
             w.currentIndexChanged.connect(self.changed)
         for w in (self.per_pair, self.batch_size, self.seed):
             w.valueChanged.connect(self.changed)
@@ -239,10 +267,25 @@ class SamplerForm(QWidget):
 
     # ---- presets
 
+    def _show_loop(self) -> None:
+        reference = self._loop != _LOOP_DEFAULTS
+        self.loop_label.setText("the public reference code's" if reference else "this project's")
+
+    def _ensemble(self) -> list[str]:
+        if self.mode.currentData() != "uncertainty":
+            return []
+        return [n.strip() for n in self.ensemble.text().split(",") if n.strip()]
+
     def apply_preset(self, name: str) -> None:
-        values = PRESETS[name]
+        values = preset_values(name, self.mode.currentData())
         self._updating = True
         try:
+            self.condition.setCurrentIndex(max(0, self.condition.findData(values.get("condition"))))
+            self.ensemble.setText(", ".join(values.get("ensemble", [])))
+            self._loop = {f: values.get(f, d) for f, d in _LOOP_DEFAULTS.items()}
+            self._show_loop()
+            if self.judge_weight.isEnabled():
+                self.judge_weight.setValue(values.get("judge_weight", 1.0))
             self.gamma.setValue(values["gamma"])
             self.steps.setValue(values["steps"])
             self.resample.setValue(values["resample"])
@@ -259,10 +302,14 @@ class SamplerForm(QWidget):
             self.apply_preset(name)
 
     def _matching_preset(self) -> str | None:
-        for name, v in PRESETS.items():
+        for name in PRESETS:
+            v = preset_values(name, self.mode.currentData())
             if (abs(self.gamma.value() - v["gamma"]) < 1e-9 and self.steps.value() == v["steps"]
                     and self.resample.value() == v["resample"] and (v["grad"] == "full") == self.full_grad.isChecked()
-                    and v.get("spacing", "trailing") == self.spacing.currentData()):
+                    and v.get("spacing", "trailing") == self.spacing.currentData()
+                    and v.get("condition") == self.condition.currentData()
+                    and v.get("ensemble", []) == self._ensemble()
+                    and all(v.get(f, d) == self._loop[f] for f, d in _LOOP_DEFAULTS.items())):
                 return name
         return None
 
@@ -281,6 +328,10 @@ class SamplerForm(QWidget):
     def _mode_changed(self) -> None:
         controversial = self.mode.currentData() == "controversial"
         self.classifier2.setEnabled(controversial)
+        self.ensemble.setEnabled(not controversial)
+        preset = self.preset.currentData()
+        if preset is not None and not self._updating:
+            self.apply_preset(preset)  # a preset may differ by mode (the fast preset co-guides in uncertainty only)
         self.matrix.set_symmetric(not controversial)
         self.changed.emit()
 
@@ -319,7 +370,9 @@ class SamplerForm(QWidget):
             seed=None if seed == SEED_RANDOM else seed,
             alpha=round(self.alpha.value(), 6),
             condition=self.condition.currentData(),
+            ensemble=self._ensemble(),
             preset=self._matching_preset(),
+            **self._loop,
         )
 
     def set_settings(self, s: SamplerSettings, per_pair: int | None = None) -> None:
@@ -343,6 +396,9 @@ class SamplerForm(QWidget):
             self.seed.setValue(SEED_RANDOM if s.seed is None else int(s.seed))
             self.alpha.setValue(s.alpha)
             self.condition.setCurrentIndex(max(0, self.condition.findData(s.condition)))
+            self.ensemble.setText(", ".join(s.ensemble))
+            self._loop = {f: getattr(s, f) for f in LOOP_FIELDS}
+            self._show_loop()
             if per_pair is not None:
                 self.per_pair.setValue(per_pair)
             self.preset.setCurrentIndex(self.preset.findData(self._matching_preset()))
