@@ -405,8 +405,14 @@ def finish(parts: Sequence[Part], contexts: Sequence[Context], classes: tuple[st
     if m.true_label is not None and df["true_label"].notna().any():
         notes.append("true_label read as the ground truth of each trial; only marked catch trials "
                      "are scored for exclusion")
-    if m.trial_index is None:
+    unnumbered = {c.file for c in contexts if c.layout.mapping.trial_index is None}
+    if len(unnumbered) == len(contexts):
         df["trial_index"] = df.groupby(["participant"], sort=False).cumcount().astype("Int64")
+    elif unnumbered:  # several files, some without a trial index: number those rows in file order
+        rows = np.flatnonzero(np.isin(file_of[ok], list(unnumbered)))
+        part = df["participant"].iloc[rows]
+        df.loc[df.index[rows], "trial_index"] = part.groupby(part, sort=False).cumcount().to_numpy()
+    if unnumbered:
         repeats = int(df.duplicated(["participant", "stimulus"]).sum())
         notes.append("no trial_index column: trials numbered in file order within each participant")
         if repeats:
