@@ -21,6 +21,7 @@ from perceptlab.data.trial_classes import class_index, infer_classes
 from perceptlab.data.trial_layouts import CATCH_TYPE_PATTERN, DetectedLayout
 from perceptlab.data.trial_reading import _Raw
 from perceptlab.data.trial_report import TrialTable, ValidationReport
+from perceptlab.data.trial_rules import fix_for, rt_unit_factor
 from perceptlab.errors import PerceptLabError
 
 MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none", "undefined", "<na>"})
@@ -28,7 +29,6 @@ _TRUE = frozenset({"true", "1", "1.0", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "0.0", "no", "n", "f"})
 _IMAGE_RE = r"(?i)\.(?:png|jpe?g|gif|bmp|webp|tiff?|svg)$"
 _DECIMAL_COMMA = r"^[-+]?\d*,\d+$"
-SECONDS_BELOW = 20.0
 CANONICAL_COLUMNS = ("participant", "stimulus", "response", "rt_ms", "is_train", "trial_index",
                      "is_catch", "true_label", "line")
 
@@ -272,28 +272,6 @@ def _suspect_rt_text(col: _Col | None, rt: np.ndarray, max_rt_ms: float) -> np.n
     return np.where(suspect, col.values, "")
 
 
-def _rt_unit(unit: str, rt: np.ndarray, col: str, notes: list[str]) -> float:
-    """The factor to milliseconds, by the stated rule when ``unit`` is 'auto'."""
-    with np.errstate(invalid="ignore"):
-        pos = rt[np.isfinite(rt) & (rt > 0)]
-    median = float(np.median(pos)) if len(pos) else float("nan")
-    looks_s = bool(len(pos)) and median < SECONDS_BELOW
-    if unit == "s":
-        notes.append(f"rt from '{col}' converted from seconds to milliseconds")
-        return 1000.0
-    if unit == "auto" and looks_s:
-        notes.append(f"WARNING: rt column '{col}' read as SECONDS and converted to milliseconds: its "
-                     f"median is {median:g} (rule: a median below {SECONDS_BELOW:g} means seconds)")
-        return 1000.0
-    if looks_s:
-        notes.append(f"WARNING: rt column '{col}' is declared in milliseconds but its median is "
-                     f"{median:g} ms; if it holds seconds, set the RT unit to seconds")
-    elif unit == "auto" and len(pos):
-        notes.append(f"rt column '{col}' read as milliseconds (median {median:g}; rule: a median "
-                     f"below {SECONDS_BELOW:g} would mean seconds)")
-    return 1.0
-
-
 def finish(parts: Sequence[Part], contexts: Sequence[Context], classes: tuple[str, ...] | None,
            source: str, max_rt_ms: float, raw_info: dict) -> TrialTable:
     """Decide classes, RT unit, duplicates and catch trials over all the candidate rows."""
@@ -330,7 +308,7 @@ def finish(parts: Sequence[Part], contexts: Sequence[Context], classes: tuple[st
     if m.rt is not None:
         factor = np.ones(n)
         if len(contexts) == 1:
-            factor[:] = _rt_unit(m.rt_unit, cat["rt"][rej.ok], m.rt, notes)
+            factor[:] = rt_unit_factor(m.rt_unit, cat["rt"][rej.ok], m.rt, notes)
         else:  # the unit is decided per file: one lab's files may be in seconds, another's in ms
             per_file: dict[str, list[str]] = {}
             for ctx in contexts:
@@ -338,7 +316,7 @@ def finish(parts: Sequence[Part], contexts: Sequence[Context], classes: tuple[st
                 if ctx.layout.mapping.rt is None:
                     continue
                 said: list[str] = []
-                factor[mask] = _rt_unit(ctx.layout.mapping.rt_unit, cat["rt"][mask & rej.ok],
+                factor[mask] = rt_unit_factor(ctx.layout.mapping.rt_unit, cat["rt"][mask & rej.ok],
                                         ctx.layout.mapping.rt, said)
                 for x in said:
                     per_file.setdefault(x.split(": its median")[0].split(" (median")[0], []).append(ctx.file)
@@ -405,8 +383,14 @@ def finish(parts: Sequence[Part], contexts: Sequence[Context], classes: tuple[st
     if m.true_label is not None and df["true_label"].notna().any():
         notes.append("true_label read as the ground truth of each trial; only marked catch trials "
                      "are scored for exclusion")
-    if m.trial_index is None:
+    unnumbered = {c.file for c in contexts if c.layout.mapping.trial_index is None}
+    if len(unnumbered) == len(contexts):
         df["trial_index"] = df.groupby(["participant"], sort=False).cumcount().astype("Int64")
+    elif unnumbered:  # several files, some without a trial index: number those rows in file order
+        rows = np.flatnonzero(np.isin(file_of[ok], list(unnumbered)))
+        part = df["participant"].iloc[rows]
+        df.loc[df.index[rows], "trial_index"] = part.groupby(part, sort=False).cumcount().to_numpy()
+    if unnumbered:
         repeats = int(df.duplicated(["participant", "stimulus"]).sum())
         notes.append("no trial_index column: trials numbered in file order within each participant")
         if repeats:
@@ -459,17 +443,5 @@ def finish(parts: Sequence[Part], contexts: Sequence[Context], classes: tuple[st
     if report.rows_used == 0:
         raise PerceptLabError(
             f"{source}: no usable trials: all {report.rows_total} rows were set aside — "
-            + report.top_reasons(), fix=_fix_for(report))
+            + report.top_reasons(), fix=fix_for(report))
     return TrialTable(df=df, report=report, classes=tuple(classes), synthetic=synthetic)
-
-
-def _fix_for(report: ValidationReport) -> str:
-    kinds = report.rejected_by_kind()
-    top = next(iter(kinds), "")
-    if "outside the classes" in top:
-        return "give the class names (CLI --classes, the Data panel's 'Classes' box)"
-    if top == "not a response trial":
-        return "check that the file holds the response trials (trial_type names them)"
-    if "rt" in top:
-        return "check the rt column (unit, decimal separator), or map another column"
-    return "correct the rows listed, or map the columns explicitly (a column mapping)"
