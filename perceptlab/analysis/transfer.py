@@ -45,3 +45,11 @@ def summarize(records: Iterable, observers: Iterable[str] = OBSERVERS) -> dict[s
         if conf:
             flags["all"].append(all(conf.values()))
     return {n: {"n": len(f), "confirmed": int(sum(f)), "rate": transfer_rate(f)} for n, f in flags.items() if f}
+
+
+def describe(probs: Mapping[str, Sequence[float]], a: int | None, b: int | None) -> str:
+    """'observers: obs-cnn confirms, obs-resnet does not' ('' when no observer scored the stimulus)."""
+    conf = confirmations(probs, a, b)
+    if not conf:
+        return ""
+    return "independent observers: " + ", ".join(f"{n} {'confirms' if ok else 'does not'}" for n, ok in conf.items())

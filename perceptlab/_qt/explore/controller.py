@@ -315,8 +315,13 @@ class GenerationController(QObject):
         again = ""
         if summary.rounds > 1:
             again = f" over {summary.rounds} rounds ({summary.unfilled} of {len(self.tiles)} still rejected)"
-        self.message.emit(f"Generated {summary.generated} images in {summary.seconds:.1f} s{again}: {acc} accepted, "
-                          f"{summary.invalid} diverged. Select images and add them to the library.")
+        confirmed = [t.observer_confirms() for t in self.tiles if t.final and t.passed]
+        confirmed = [c for c in confirmed if c]
+        observed = ""
+        if confirmed:
+            observed = f" ({sum(all(c.values()) for c in confirmed)} of them confirmed by every independent observer)"
+        self.message.emit(f"Generated {summary.generated} images in {summary.seconds:.1f} s{again}: {acc} accepted"
+                          f"{observed}, {summary.invalid} diverged. Select images and add them to the library.")
         self.finished.emit("done")
 
     def _halt(self) -> None:

@@ -18,6 +18,9 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QRectF, QSize
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate
 
+from perceptlab.analysis.transfer import confirmations
+from perceptlab.analysis.transfer import describe as describe_observers
+
 TILE_ROLE = Qt.ItemDataRole.UserRole + 1
 IMG = 84
 TILE_W, TILE_H = IMG + 12, IMG + 44
@@ -70,7 +73,18 @@ class Tile:
         again = f" (attempt {self.attempt})" if self.attempt > 1 else ""
         if not self.final:
             return f"sampling…{again}"
-        return f"accepted{again}" if self.passed else f"rejected{again}: {self.reason}"
+        verdict = f"accepted{again}" if self.passed else f"rejected{again}: {self.reason}"
+        observed = self.observer_text()
+        return f"{verdict}; {observed}" if observed else verdict
+
+    def observer_confirms(self) -> dict[str, bool]:
+        """Each independent observer's verdict on the final image (never used by the filter)."""
+        rec = self.record
+        return confirmations(rec.probs, rec.class_a, rec.class_b) if rec is not None else {}
+
+    def observer_text(self) -> str:
+        rec = self.record
+        return describe_observers(rec.probs, rec.class_a, rec.class_b) if rec is not None else ""
 
 
 def prob_label(cls, source: str | None, decimals: int | None = None, p: float = math.nan) -> str:
@@ -178,6 +192,13 @@ class PreviewDelegate(QStyledItemDelegate):
             color, text, filled = PENDING, "…", True
         else:
             color, text, filled = (PASS if tile.live_passed else FAIL), "", False
+        conf = tile.observer_confirms() if tile.final else {}
+        if conf:  # a small square at the top left: do the independent observers see the pair too?
+            n_ok = sum(conf.values())
+            shade = PASS if n_ok == len(conf) else (PENDING if n_ok else FAIL)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QBrush(shade))
+            painter.drawRect(QRectF(img_rect.left() + 3, img_rect.top() + 3, 8, 8))
         if filled:
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QBrush(color))
