@@ -268,11 +268,12 @@ def test_form_carries_pair_conditioning_co_guides_and_the_reference_loop(make_wi
     form.mode.setCurrentIndex(form.mode.findData("uncertainty"))
     form.apply_preset("fast")
     s = form.settings()
-    assert s.preset == "fast" and s.condition == "pair" and s.ensemble == ["cornet"]
+    assert s.preset == "fast" and s.condition == "a" and s.ensemble == ["cornet"]
     assert (s.step_size, s.renoise, s.clamp, s.final_rounds) == ("marginal", "sqrt_beta", "straight_through", False)
     assert form.loop_label.text() == "this project's"
     form.mode.setCurrentIndex(form.mode.findData("controversial"))  # the fast preset co-guides in uncertainty only
-    assert form.settings().ensemble == [] and not form.ensemble.isEnabled() and form.settings().preset == "fast"
+    s = form.settings()
+    assert s.ensemble == [] and s.condition == "a" and not form.ensemble.isEnabled() and s.preset == "fast"
     form.mode.setCurrentIndex(form.mode.findData("uncertainty"))
     form.apply_preset("reference")
     s = form.settings()

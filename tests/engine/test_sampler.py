@@ -218,8 +218,9 @@ def test_settings_json_round_trip_presets_and_validation():
     assert DEFAULT_PRESET == "fast" and "fast" in PRESETS
     fast = SamplerSettings.from_preset()
     assert fast.preset == "fast" and fast.steps < 50 and fast.resample < 5 and fast.spacing == "quadratic"
-    assert fast.condition == "pair" and fast.ensemble == ["cornet"]
-    assert SamplerSettings.from_preset(mode="controversial", classifier2="cornet").ensemble == []
+    assert fast.condition == "a" and fast.ensemble == ["cornet"]
+    controversial = SamplerSettings.from_preset(mode="controversial", classifier2="cornet")
+    assert controversial.ensemble == [] and controversial.condition == "a"
     with pytest.raises(PerceptLabError, match="spacing"):
         SamplerSettings(spacing="cosine").validate()
     with pytest.raises(PerceptLabError, match="--classifier2"):
