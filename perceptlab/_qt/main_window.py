@@ -122,16 +122,11 @@ class MainWindow(QMainWindow):
             return
         self._started = True
         self._start_mnist()
-        self._warm_job = workers.Job(self._warm, self._registry, self.session.device, name="warm-models",
+        # a plain function, not a bound method: a worker must never hold (and so maybe free) the window
+        self._warm_job = workers.Job(warm_models, self._registry, self.session.device, name="warm-models",
                                      parent=self).start()
+        self.explore.controller.staging()  # created now, not on the first Generate (tens of ms)
         self._open_initial()
-
-    def _warm(self, registry, device) -> list[str]:
-        """At start-up, in a worker: load and prime every model, and create Explore's staging library,
-        so that the first Generate shows its first preview as soon as one sampling step is done."""
-        failed = warm_models(registry, device)
-        self.explore.controller.staging()
-        return failed
 
     # ---- actions and menus
 
