@@ -118,11 +118,13 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "mlp": MLP,
     "logreg": LogisticRegression,
     "vit": ViT,
-    **OBSERVER_ARCHITECTURES,  # the independent observers (engine/observers.py): never guide, never filter
 }
+# Everything the registry can build: the zoo (which fine-tuning knows how to split) and the independent
+# observers (engine/observers.py: never guide, never filter, never fine-tuned).
+MODEL_ARCHITECTURES: dict[str, type[nn.Module]] = {**ARCHITECTURES, **OBSERVER_ARCHITECTURES}
 
 
 def build(arch: str, arch_config: dict | None = None) -> nn.Module:
-    if arch not in ARCHITECTURES:
+    if arch not in MODEL_ARCHITECTURES:
         raise KeyError(arch)
-    return ARCHITECTURES[arch](**(arch_config or {}))
+    return MODEL_ARCHITECTURES[arch](**(arch_config or {}))

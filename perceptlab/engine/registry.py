@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from perceptlab.engine.classifiers import ARCHITECTURES, build
+from perceptlab.engine.classifiers import MODEL_ARCHITECTURES as ARCHITECTURES, build
 from perceptlab.engine.prior import DiTPrior, PriorConfig
 from perceptlab.engine.weights import load_into, load_weights, read_config, sha256_file
 from perceptlab.errors import PerceptLabError

@@ -19,7 +19,7 @@ pytest.importorskip("pytestqt")
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
-    """dit (tiny DiT), vgg and mlp (logistic regressions) and judge, randomly initialised."""
+    """dit (tiny DiT), vgg, mlp and cornet (logistic regressions) and judge, randomly initialised."""
     from tests.conftest import build_tiny_registry
 
     classifiers = (("vgg", "logreg"), ("mlp", "logreg"))

@@ -104,7 +104,7 @@ def test_filters_sorting_detail_and_entropy(make_window, demo_project, qtbot):
     cur.view.setCurrentIndex(cur.proxy.index(0, 0))
     d = cur.detail
     rows = [d.probs.horizontalHeaderItem(c).text() for c in range(d.probs.columnCount())]
-    assert rows[:2] == ["mlp", "vgg"] and rows[-1].startswith("humans\nn=")
+    assert rows[:3] == ["cornet", "mlp", "vgg"] and rows[-1].startswith("humans\nn=")
     assert _ids(cur)[0] in d.title.text() and '"sampler"' in d.provenance.toPlainText()
 
 
