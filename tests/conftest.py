@@ -88,3 +88,27 @@ def run_gen(gen):
             records.append(next(gen))
     except StopIteration as stop:
         return records, stop.value
+
+
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def cifar10s_like(path, n_sub, n_img, per, seed, *, p_correct, rt_ms, subject="A{:03d}",
+                  stimulus="cifar10s/test/img_{:05d}.png"):  # fmt: skip
+    """A CIFAR-10S-shaped trial file (subject_id, stimulus, stimulus_id, response as class names, rt,
+    true_label on every row), written to ``path``: each subject sees ``per`` of ``n_img`` images and
+    answers the true class with probability ``p_correct``, else a random one. Returns the frame."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_sub):
+        for k in rng.choice(n_img, per, replace=False):
+            truth = int(k) % 10
+            resp = truth if rng.random() < p_correct else int(rng.integers(10))
+            rows.append((subject.format(s), stimulus.format(int(k)), int(k), CIFAR10_NAMES[resp],
+                         round(float(rng.uniform(*rt_ms)), 1), CIFAR10_NAMES[truth]))  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["subject_id", "stimulus", "stimulus_id", "response", "rt", "true_label"])
+    frame.to_csv(path, index=False)
+    return frame

@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-import pandas as pd
 
-NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+from tests.conftest import CIFAR10_NAMES, cifar10s_like
+
+NAMES = CIFAR10_NAMES
 
 
 def _cifar_like(path, n_sub=24, n_img=60, per=30, seed=3):
-    rng = np.random.default_rng(seed)
-    rows = []
-    for s in range(n_sub):
-        for k in rng.choice(n_img, per, replace=False):
-            truth = int(k) % 10
-            resp = truth if rng.random() < 0.75 else int(rng.integers(10))
-            rows.append((f"sub{s:03d}", f"cifar10s/img_{k:04d}.png", int(k), NAMES[resp],
-                         round(float(rng.uniform(400, 1500)), 1), NAMES[truth]))
-    frame = pd.DataFrame(rows, columns=["subject_id", "stimulus", "stimulus_id", "response", "rt",
-                                        "true_label"])
-    frame.to_csv(path, index=False)
-    return frame
+    return cifar10s_like(path, n_sub, n_img, per, seed, p_correct=0.75, rt_ms=(400, 1500), subject="sub{:03d}",
+                         stimulus="cifar10s/img_{:04d}.png")  # fmt: skip
 
 
 def _titles(an) -> dict[str, str]:

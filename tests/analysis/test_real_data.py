@@ -17,23 +17,14 @@ from perceptlab.analysis.clustering import MIN_SILHOUETTE, cluster_participants
 from perceptlab.analysis.report import analyze_table
 from perceptlab.data.trials import load_trials
 from perceptlab.errors import PerceptLabError
+from tests.conftest import CIFAR10_NAMES
+from tests.conftest import cifar10s_like as _cifar10s_like
 
-NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+NAMES = CIFAR10_NAMES
 
 
 def cifar10s_like(path, n_sub=40, n_img=120, per=45, seed=7):
-    rng = np.random.default_rng(seed)
-    rows = []
-    for s in range(n_sub):
-        for k in rng.choice(n_img, per, replace=False):
-            truth = int(k) % 10
-            resp = truth if rng.random() < 0.6 else int(rng.integers(10))
-            rows.append((f"A{s:03d}", f"cifar10s/test/img_{k:05d}.png", int(k), NAMES[resp],
-                         round(float(rng.uniform(350, 2200)), 1), NAMES[truth]))
-    frame = pd.DataFrame(rows, columns=["subject_id", "stimulus", "stimulus_id", "response", "rt",
-                                        "true_label"])
-    frame.to_csv(path, index=False)
-    return frame
+    return _cifar10s_like(path, n_sub, n_img, per, seed, p_correct=0.6, rt_ms=(350, 2200))
 
 
 def test_cifar10s_shaped_file_analyses_without_mapping(tmp_path):
