@@ -82,10 +82,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise PerceptLabError(f"no training recipe for {', '.join(unknown)}", fix=f"choose from {', '.join(RECIPES)}")
         for name in names:
-            recipe = replace(RECIPES[name], seed=args.seed)
-            for field in ("epochs", "batch_size", "lr"):
-                if getattr(args, field) is not None:
-                    recipe = replace(recipe, **{field: getattr(args, field)})
+            recipe = _with_overrides(replace(RECIPES[name], seed=args.seed), args)
             path = drive(train_classifier(name, train, run_dir, out_dir / f"{name}.safetensors", recipe, device), name)
             from perceptlab.engine.registry import Registry  # noqa: PLC0415
 
@@ -97,10 +94,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from perceptlab.engine.train_judge import JudgeRecipe, train_judge  # noqa: PLC0415
 
-        recipe = JudgeRecipe(seed=args.seed)
-        for field in ("epochs", "batch_size", "lr"):
-            if getattr(args, field) is not None:
-                recipe = replace(recipe, **{field: getattr(args, field)})
+        recipe = _with_overrides(JudgeRecipe(seed=args.seed), args)
         ratings = _read_ratings(args.ratings, args.images) if args.ratings else None
         prior = _maybe_prior(out_dir, device) if ratings is None else None
         path = drive(train_judge(train, run_dir, out_dir / "judge.safetensors", recipe, prior, ratings, device), "judge")
@@ -108,10 +102,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_observers(args: argparse.Namespace, data, run_dir: Path, out_dir: Path, device) -> None:
-    """The independent observer panel (never guides, never filters), measured on hold-out half B."""
+def _with_overrides(recipe, args: argparse.Namespace):
+    """The recipe with the --epochs, --batch-size and --lr given on the command line."""
     from dataclasses import replace  # noqa: PLC0415
 
+    given = {f: getattr(args, f) for f in ("epochs", "batch_size", "lr") if getattr(args, f) is not None}
+    return replace(recipe, **given)
+
+
+def _train_observers(args: argparse.Namespace, data, run_dir: Path, out_dir: Path, device) -> None:
+    """The independent observer panel (never guides, never filters), measured on hold-out half B."""
     from perceptlab.engine.registry import Registry  # noqa: PLC0415
     from perceptlab.engine.train_classifiers import (  # noqa: PLC0415
         OBSERVER_RECIPES,
@@ -122,9 +122,7 @@ def _train_observers(args: argparse.Namespace, data, run_dir: Path, out_dir: Pat
     )
 
     for name, recipe in OBSERVER_RECIPES.items():
-        for field in ("epochs", "batch_size", "lr"):
-            if getattr(args, field) is not None:
-                recipe = replace(recipe, **{field: getattr(args, field)})
+        recipe = _with_overrides(recipe, args)
         train = recipe_data(recipe, data)
         path = drive(train_classifier(name, train, run_dir, out_dir / f"{name}.safetensors", recipe, device), name)
         model = Registry(out_dir, user_dir=out_dir / "_none").load(name, device, kind="observer")

@@ -14,7 +14,8 @@ The panel (names in ``OBSERVERS``):
 
 Both are measured on half B of the hold-out, which no model trains on. Transfer of an image with
 target pair (a, b): uncertainty, the observer's two most probable classes are {a, b}; controversial,
-a and b are both in its top two (the same test, as the top two of 10 classes are two classes).
+a and b are both in its top two (the same test). The verdicts are computed from stored probabilities by
+``perceptlab.analysis.transfer``; the panel's names are ``perceptlab.names.OBSERVERS``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from perceptlab.analysis.transfer import confirmations, summarize, top2_on_pair  # noqa: F401  (the panel's verdicts)
-from perceptlab.names import OBSERVERS, PRIMARY_OBSERVER  # noqa: F401
 
 
 class LeNetObserver(nn.Module):
