@@ -226,6 +226,11 @@ class ExperimentSession:
     def progress(self) -> tuple[int, int]:
         return self.n_answered, self.n_trials
 
+    @property
+    def has_pending(self) -> bool:
+        """The trial on screen is chosen already (``next_trial`` returns at once)."""
+        return self._pending is not None
+
     # ---- trials
 
     def next_trial(self) -> DesignTrial | None:
