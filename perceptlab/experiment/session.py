@@ -267,8 +267,12 @@ class ExperimentSession:
         return response if kind == "choice" else None
 
     def record(self, response, rt_ms: float, measured_fixation_ms: float | None,
-               measured_stimulus_ms: float | None, confidence: int | None = None) -> dict:
-        """Append the answer to the trial on screen; it is on disk (fsync) when this returns."""
+               measured_stimulus_ms: float | None, confidence: int | None = None, *,
+               intended_fixation_ms: float | None = None, intended_stimulus_ms: float | None = None) -> dict:
+        """Append the answer to the trial on screen; it is on disk (fsync) when this returns.
+
+        The intended durations default to the design's (a runner that rounds them to whole display frames
+        passes what it aimed at)."""
         trial = self.next_trial()
         if trial is None:
             raise PerceptLabError(f"session {self.session_id}: all {self.n_trials} trials are answered already")
@@ -287,9 +291,9 @@ class ExperimentSession:
             "true_label": trial.true_label, "kind": trial.kind, "block": trial.block, "phase": trial.phase,
             "feedback": bool(trial.feedback), "correct": self.correct(trial, response_text),
             "order_seed": self.design.order_seed,
-            "intended_fixation_ms": self.design.fixation_ms,
+            "intended_fixation_ms": self.design.fixation_ms if intended_fixation_ms is None else intended_fixation_ms,
             "measured_fixation_ms": None if measured_fixation_ms is None else float(measured_fixation_ms),
-            "intended_stimulus_ms": self.design.stimulus_ms,
+            "intended_stimulus_ms": self.design.stimulus_ms if intended_stimulus_ms is None else intended_stimulus_ms,
             "measured_stimulus_ms": None if measured_stimulus_ms is None else float(measured_stimulus_ms),
             "confidence": None if confidence is None else int(confidence),
             "session_id": self.session_id, "timestamp_utc": _utc_now(),

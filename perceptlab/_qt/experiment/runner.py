@@ -364,7 +364,9 @@ class RunnerWindow(QWidget):
         trial = self.trial
         t = self._times
         measured_stim = (t["respond"] - t["stimulus"]) if t.get("has_stimulus") else None
-        row = self.session.record(response, rt, t["stimulus"] - t["fixation"], measured_stim, confidence)
+        row = self.session.record(response, rt, t["stimulus"] - t["fixation"], measured_stim, confidence,
+                                  intended_fixation_ms=self.fixation_ms,
+                                  intended_stimulus_ms=self.stimulus_ms if t.get("has_stimulus") else None)
         self.state = "recorded"
         self.trialRecorded.emit(row)
         if trial.feedback and row["correct"] is not None:
