@@ -225,3 +225,17 @@ def test_kill_9_loses_no_answered_trial_and_resumes(tmp_path):
     assert s.resumed and s.n_answered == len(on_disk)
     assert s.next_trial().stimulus == s.order[len(on_disk)].stimulus
     s.close()
+
+
+def test_cli_design_from_library(tmp_path, capsys):
+    from perceptlab.cli import main
+
+    lib, ids = _library(tmp_path)
+    lib.close()
+    out = tmp_path / "study" / "design.json"
+    assert main(["design", "from-library", str(tmp_path / "lib"), "--out", str(out), "--catch-rate", "0.2",
+                 "--seed", "4", "--break-every", "5"]) == 0
+    d = load_design(out)
+    assert d.break_every == 5 and d.order_seed == 4 and sum(t.is_catch for t in d.trials) == 2
+    assert "7 stimuli (accepted) + 2 catch trials" in capsys.readouterr().out
+    assert main(["design", "from-library", str(tmp_path / "lib"), "--out", str(tmp_path)]) == 2

@@ -1,12 +1,14 @@
 """The experiment runner window: instructions, then per trial a fixation cross, the stimulus, a separate
 response screen (no answer is taken while the stimulus is on), optional feedback, breaks, the end screen.
 
-Timing against the display: every screen change is a synchronous ``repaint()`` of the window (painted and
-flushed to the window system before it returns); the onset of a screen is the ``perf_counter`` time taken
-right after that repaint, never the time a timer fired. A transition is scheduled with a precise
-``QTimer`` a few milliseconds early and then waits out the rest on the clock, so the measured durations
-(stimulus onset to the response screen's onset, fixation onset to stimulus onset) are stored beside the
-intended ones for every trial. With a known refresh rate the intended durations are whole frames.
+Timing against the display: every screen change is a synchronous ``repaint()`` of the page shown (painted
+and flushed to the window system before it returns); the onset of a screen is the ``perf_counter`` time
+taken right after that repaint, never the time a timer fired. A transition is scheduled with a precise
+``QTimer`` ten milliseconds early and then waits out the rest on the clock; it starts painting as long
+before its target as that page's repaints usually take (a running estimate, at most 8 ms), and the response
+screen is built and rendered off screen while the stimulus is on. The measured durations (stimulus onset to
+the response screen's onset, fixation onset to stimulus onset) are stored beside the intended ones for
+every trial. With a known refresh rate the intended durations are whole frames.
 
 Responses: one button per class with its key (a class named by one character is its own key, e.g. the
 digits; otherwise 1..9), ``pick`` = a row of images (keys 1..n), ``slider`` = a slider (arrows) and a
@@ -34,6 +36,7 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSlider,
     QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -45,11 +48,16 @@ from perceptlab.experiment.session import ExperimentSession
 BACKGROUND = "#000000"
 FOREGROUND = "#e6e6e6"
 FEEDBACK_MS = 800
-EARLY_MS = 3.0  # timers fire this early; the rest is waited out on the clock
+EARLY_MS = 10.0  # timers fire this early (a loaded machine wakes them late); the rest is waited out on the clock
 STYLE = (f"QWidget {{ background: {BACKGROUND}; color: {FOREGROUND}; }}"
          "QPushButton { background: #2b2b2b; border: 1px solid #666; border-radius: 6px; padding: 10px; "
          "font-size: 22px; min-width: 56px; }"
-         "QPushButton:hover { background: #3d3d3d; } QPushButton:pressed { background: #555; }")
+         "QPushButton:hover { background: #3d3d3d; } QPushButton:pressed { background: #555; }"
+         "QToolButton { background: #2b2b2b; border: 1px solid #666; border-radius: 6px; padding: 8px; "
+         "font-size: 20px; } QToolButton:hover { background: #3d3d3d; }"
+         "QLabel { font-size: 18px; }"
+         "QSlider::groove:horizontal { height: 8px; background: #444; border-radius: 4px; }"
+         "QSlider::handle:horizontal { width: 22px; margin: -8px 0; background: #e6e6e6; border-radius: 11px; }")
 
 
 def now_ms() -> float:
@@ -78,7 +86,18 @@ class Stage(QWidget):
         super().__init__(parent)
         self.content: str = "blank"
         self.pixmap: QPixmap | None = None
+        self._cache, self._cache_key = None, None
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+
+    def scaled(self) -> QPixmap:
+        """The stimulus at its display size (square pixels), cached: the onset repaint only copies it."""
+        side = self.image_side()
+        key = (self.pixmap.cacheKey(), side)
+        if self._cache_key != key:
+            self._cache = self.pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                             Qt.TransformationMode.FastTransformation)
+            self._cache_key = key
+        return self._cache
 
     def image_side(self) -> int:
         return max(56, int(min(self.width(), self.height()) * 0.5) // 28 * 28)
@@ -93,9 +112,7 @@ class Stage(QWidget):
             p.drawLine(c.x() - arm, c.y(), c.x() + arm, c.y())
             p.drawLine(c.x(), c.y() - arm, c.x(), c.y() + arm)
         elif self.content == "image" and self.pixmap is not None:
-            side = self.image_side()
-            scaled = self.pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
-                                        Qt.TransformationMode.FastTransformation)
+            scaled = self.scaled()
             p.drawPixmap(c.x() - scaled.width() // 2, c.y() - scaled.height() // 2, scaled)
         p.end()
 
@@ -126,6 +143,7 @@ class RunnerWindow(QWidget):
         self._pixmaps: dict[str, QPixmap] = {}
         self._job: Job | None = None
         self._emitted = False
+        self._paint_ms: dict[str, float] = {}  # running estimate of each page's repaint time
         self._timer = QTimer(self)  # the one timed transition (fixation -> stimulus -> response screen)
         self._timer.setSingleShot(True)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -158,10 +176,21 @@ class RunnerWindow(QWidget):
     # ---- screens
 
     def _swap(self, widget: QWidget) -> float:
-        """Show ``widget`` now; returns the time right after the window painted it."""
+        """Show ``widget`` now; returns the time right after it was painted and flushed to the window system
+        (``repaint`` of the page itself: a repaint of the window alone leaves an unchanged child as it was)."""
         self.stack.setCurrentWidget(widget)
-        self.repaint()
-        return now_ms()
+        start = now_ms()
+        widget.repaint()
+        end = now_ms()
+        name = "stage" if widget is self.stage else "response" if widget is self.response else "text"
+        old = self._paint_ms.get(name)
+        self._paint_ms[name] = end - start if old is None else 0.8 * old + 0.2 * (end - start)
+        return end
+
+    def _lead(self, name: str) -> float:
+        """How long painting ``name`` usually takes: a screen change starts that much before its onset time,
+        so that it is on screen at the intended time (at most 8 ms, half a frame at 60 Hz)."""
+        return min(self._paint_ms.get(name, 0.0), 8.0)
 
     def _show_text(self, text: str) -> float:
         self.text.setText(text)
@@ -221,7 +250,8 @@ class RunnerWindow(QWidget):
             self._job.start()
         else:
             self._trial_ready(self.session.next_trial(), token)
-        self._at(self._times["fixation"] + self.fixation_ms, lambda: self._fixation_over(token), token)
+        self._at(self._times["fixation"] + self.fixation_ms - self._lead("stage"), lambda: self._fixation_over(token),
+                 token)
 
     def _trial_ready(self, trial: DesignTrial, token: int) -> None:
         if token != self._token:
@@ -229,6 +259,9 @@ class RunnerWindow(QWidget):
         self.trial = trial
         if trial.image and trial.image not in self._pixmaps:
             self._pixmaps[trial.image] = QPixmap.fromImage(QImage(str(self.base / trial.image)))
+        if trial.image:
+            self.stage.pixmap = self._pixmaps[trial.image]
+            self.stage.scaled()  # scaled during the fixation
         if self.state == "waiting":  # the fixation ended before the selector answered
             self._fixation_over(token)
 
@@ -244,7 +277,8 @@ class RunnerWindow(QWidget):
             self.stage.content = "image"
             self._times["stimulus"] = self._swap(self.stage)
             self._prepare_response(self.trial)  # while the stimulus is on: the swap itself is then quick
-            self._at(self._times["stimulus"] + self.stimulus_ms, lambda: self._respond_screen(token), token)
+            self._at(self._times["stimulus"] + self.stimulus_ms - self._lead("response"),
+                     lambda: self._respond_screen(token), token)
         else:  # pick trials: the images are the response screen
             self._prepare_response(self.trial)
             self._times["stimulus"] = now_ms()
@@ -287,7 +321,7 @@ class RunnerWindow(QWidget):
         self.response_layout.addWidget(prompt)
         row = QHBoxLayout()
         row.addStretch(1)
-        self.response_buttons: list[QPushButton] = []
+        self.response_buttons: list[QPushButton | QToolButton] = []
         if trial.kind == "choice":
             classes = [str(c) for c in (trial.options.get("classes") or self.session.design.classes)]
             keys = {c: k for k, c in key_map(classes).items()}
@@ -309,7 +343,11 @@ class RunnerWindow(QWidget):
             for i, (rel, sid) in enumerate(zip(opts["images"], opts["stimuli"])):
                 pix = QPixmap.fromImage(QImage(str(self.base / rel))).scaled(
                     side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
-                b = _button(str(i + 1), lambda _=False, sid=str(sid): self._answer(sid))
+                b = QToolButton()
+                b.setText(str(i + 1))
+                b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+                b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+                b.clicked.connect(lambda _=False, sid=str(sid): self._answer(sid))
                 b.setIcon(pix)
                 b.setIconSize(pix.size())
                 row.addWidget(b)
@@ -348,7 +386,7 @@ class RunnerWindow(QWidget):
             row.addLayout(box)
         row.addStretch(1)
         self.response_layout.addLayout(row)
-        self.response_layout.addStretch(2)
+        self.response_layout.addStretch(1)
         done, total = self.session.progress
         progress = QLabel(f"{done + 1} / {total}")
         progress.setAlignment(Qt.AlignmentFlag.AlignRight)
@@ -489,6 +527,9 @@ def _delete_layout(layout) -> None:
 def show_runner(window: RunnerWindow, fullscreen: bool) -> RunnerWindow:
     window.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
     if fullscreen:
+        screen = window.screen()
+        if screen is not None:  # without a window manager (a kiosk X server) full screen is only a geometry
+            window.setGeometry(screen.geometry())
         window.showFullScreen()
     else:
         window.show()
