@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -55,7 +55,7 @@ STYLE = (f"QWidget {{ background: {BACKGROUND}; color: {FOREGROUND}; }}"
          "QPushButton:hover { background: #3d3d3d; } QPushButton:pressed { background: #555; }"
          "QToolButton { background: #2b2b2b; border: 1px solid #666; border-radius: 6px; padding: 8px; "
          "font-size: 20px; } QToolButton:hover { background: #3d3d3d; }"
-         "QLabel { font-size: 18px; }"
+         "QLabel { font-size: 18px; } QLabel#prompt { font-size: 28px; } QLabel#screenText { font-size: 26px; }"
          "QSlider::groove:horizontal { height: 8px; background: #444; border-radius: 4px; }"
          "QSlider::handle:horizontal { width: 22px; margin: -8px 0; background: #e6e6e6; border-radius: 11px; }")
 
@@ -158,7 +158,7 @@ class RunnerWindow(QWidget):
         self.text = QLabel()
         self.text.setWordWrap(True)
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text.setFont(QFont(self.font().family(), 18))
+        self.text.setObjectName("screenText")
         self.text.setContentsMargins(80, 40, 80, 40)
         self.stage = Stage()
         self.response = QWidget()
@@ -315,8 +315,8 @@ class RunnerWindow(QWidget):
         self._keys: dict[str, object] = {}
         self.slider = None
         prompt = QLabel()
+        prompt.setObjectName("prompt")
         prompt.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        prompt.setFont(QFont(self.font().family(), 18))
         self.response_layout.addStretch(1)
         self.response_layout.addWidget(prompt)
         row = QHBoxLayout()
