@@ -397,6 +397,8 @@ def _readme(library: StimulusLibrary, records: list[Stimulus], status: str | Non
     else:
         trial = (f"a fixation cross for {fx} ms, then the 28x28 image for {st} ms with one button per class "
                  "shown at once (clicks are accepted while the image is on screen)")
+    trial += (" (the fixation and the image are frame-locked: each ends on the display frame nearest "
+              "its intended end, and `measured_*_ms` record what the frames showed)")
     hook = config["save_hook"]
     hook_text = {
         "none": "none (the data stay in the browser: the download at the end and recover.html)",
@@ -457,6 +459,10 @@ Data: nothing is lost when a tab closes
   closed early, the download is blocked or the "where to save?" prompt is dismissed, open
   `{RECOVER_HTML}` in the same browser from the same address (the same folder, or the same web
   server): it lists every stored session (finished or interrupted) with CSV and JSON downloads.
+  Firefox gives every file opened from disk its own storage, so there recover.html cannot see what
+  index.html stored: serve the folder instead (`python3 -m http.server 8000` in this folder, then
+  open http://localhost:8000/index.html and http://localhost:8000/recover.html). Chrome, Chromium and
+  Edge share the storage of pages opened from one folder.
 - At the end the data are downloaded as CSV (`jsPsych.data.get().localSave('csv', ...)`, file
   `perceptlab_<subject>_<time>.csv`), unless the export was made with `--no-download`.
 - Rows (one per answered trial): `subject`, `session_id`, `order_seed`, `experiment_id`, `layout`,

@@ -219,8 +219,10 @@ def test_full_run_posts_with_retry_and_catch_trials_drive_exclusion(browser, tmp
     stim = [m[1] for m in measured]
     print(f"\nmeasured fixation ms: median {statistics.median(fix):.1f} min {min(fix)} max {max(fix)}; "
           f"stimulus ms: median {statistics.median(stim):.1f} min {min(stim)} max {max(stim)} (n={len(stim)})")
-    assert abs(statistics.median(stim) - 200) <= FRAME_MS + 1
-    assert abs(statistics.median(fix) - 300) <= FRAME_MS + 1
+    # frame-locked screens: the median is the intended duration (to rounding), every trial within a frame
+    # (a busy machine can drop a frame now and then)
+    assert abs(statistics.median(stim) - 200) <= 2 and abs(statistics.median(fix) - 300) <= 2
+    assert sum(abs(s - 200) <= FRAME_MS + 1 for s in stim) >= 0.9 * len(stim)
 
 
 def test_buttons_with_image_layout_runs(browser, tmp_path):

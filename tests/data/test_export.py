@@ -256,10 +256,11 @@ def test_generated_timeline_in_node(lib, tmp_path):
     trials = tl[2]
     assert trials["randomize_order"] is True and len(trials["timeline_variables"]) == 6
     fixation, image, choice = trials["timeline"]
-    assert fixation["trial_duration"] == 250 and fixation["choices"] == "NO_KEYS" and fixation["record_data"] is False
+    # frame-locked in the browser; trial_duration is the fallback 500 ms later (frames stop in a hidden tab)
+    assert fixation["trial_duration"] == 750 and fixation["choices"] == "NO_KEYS" and fixation["record_data"] is False
     # the image alone: no response accepted, then the choice screen with one button per class
     assert image["type"] == "jsPsychImageKeyboardResponse" and image["choices"] == "NO_KEYS"
-    assert image["trial_duration"] == 200 and image["record_data"] is False and image["stimulus"] == {"tv": "stimulus"}
+    assert image["trial_duration"] == 700 and image["record_data"] is False and image["stimulus"] == {"tv": "stimulus"}
     assert choice["type"] == "jsPsychHtmlButtonResponse" and choice["choices"] == [str(i) for i in range(10)]
     assert choice["grid_columns"] == 10 and "record_data" not in choice
     assert choice["data"]["is_catch"] == {"tv": "is_catch"} and choice["data"]["true_label"] == {"tv": "true_label"}
@@ -269,7 +270,7 @@ def test_generated_timeline_in_node(lib, tmp_path):
     tl = _node_timeline(tmp_path / "b", tmp_path)
     assert [t.get("command") for t in tl] == ["init", None, None, None, "finish"]
     fixation, digit = tl[3]["timeline"]
-    assert digit["type"] == "jsPsychImageButtonResponse" and digit["stimulus_duration"] == 200
+    assert digit["type"] == "jsPsychImageButtonResponse" and digit["stimulus_duration"] is None
     assert digit["response_ends_trial"] is True and "trial_duration" not in digit
 
 

@@ -10,9 +10,30 @@ const PERCEPTLAB_PREFIX = "perceptlab:";
 const PERCEPTLAB_QUEUE = "perceptlab-queue:";
 
 // ------------------------------------------------------------------ timing against frames
-// requestAnimationFrame callbacks run just before the frame that first shows a change is drawn, so the
-// difference of two frame stamps is the time a screen was on (in whole frames).
-const perceptlabFrames = { fixation: null, image: null, image_off: null };
+// requestAnimationFrame callbacks run just before the frame that first shows a change made since the
+// last frame is drawn, so the difference of two frame stamps is the time a screen was on (whole frames).
+// The fixation and the image are frame-locked: each ends in a task queued from the frame before the
+// first one that should no longer show it (a timeout 500 ms after the intended end is the fallback,
+// e.g. while the tab is hidden and frames stop).
+const perceptlabFrames = { fixation: null, image: null, image_off: null, screen: 0, deltas: [] };
+
+(function perceptlabFramePeriod() {
+  let prev = null;
+  const tick = (t) => {
+    if (prev !== null && t - prev > 2 && t - prev < 100) {
+      perceptlabFrames.deltas.push(t - prev);
+      if (perceptlabFrames.deltas.length > 120) perceptlabFrames.deltas.shift();
+    }
+    prev = t;
+    requestAnimationFrame(tick);
+  };
+  if (typeof requestAnimationFrame === "function") requestAnimationFrame(tick);
+})();
+
+function perceptlabPeriod() {
+  const d = [...perceptlabFrames.deltas].sort((a, b) => a - b);
+  return d.length < 5 ? 1000 / 60 : d[Math.floor(d.length / 2)];
+}
 
 function perceptlabStampNextFrame(name) {
   perceptlabFrames[name] = null;
@@ -21,16 +42,24 @@ function perceptlabStampNextFrame(name) {
   });
 }
 
-function perceptlabWatchHidden(selector, name) {
-  // buttons-with-image: the plugin hides the image with a timeout; stamp the first frame it is hidden
+function perceptlabFrameLock(name, intendedMs, end) {
+  // stamp the first frame showing this screen in perceptlabFrames[name]; call end() so that the change
+  // it makes is first drawn on the frame closest to onset + intendedMs
+  const screen = ++perceptlabFrames.screen;
   perceptlabFrames[name] = null;
-  const poll = (t) => {
-    const el = document.querySelector(selector);
-    if (el === null) return;
-    if (el.style.visibility === "hidden") perceptlabFrames[name] = t;
-    else requestAnimationFrame(poll);
+  const step = (t) => {
+    if (screen !== perceptlabFrames.screen) return; // the screen ended already (fallback timeout)
+    if (perceptlabFrames[name] === null) perceptlabFrames[name] = t;
+    const period = perceptlabPeriod();
+    if (t + period - perceptlabFrames[name] >= intendedMs - period / 2) {
+      setTimeout(() => {
+        if (screen === perceptlabFrames.screen) end();
+      }, 0);
+    } else {
+      requestAnimationFrame(step);
+    }
   };
-  requestAnimationFrame(poll);
+  requestAnimationFrame(step);
 }
 
 function perceptlabDiff(a, b) {
@@ -59,9 +88,9 @@ function perceptlabTimeline(jsPsych) {
     type: jsPsychHtmlKeyboardResponse,
     stimulus: '<div style="font-size: 60px;">+</div>',
     choices: "NO_KEYS",
-    trial_duration: C.fixation_ms,
+    trial_duration: C.fixation_ms + 500,
     record_data: false,
-    on_load: () => perceptlabStampNextFrame("fixation"),
+    on_load: () => perceptlabFrameLock("fixation", C.fixation_ms, () => jsPsych.finishTrial({})),
   };
   const rowData = () => ({
     task: tv("task"),
@@ -98,9 +127,9 @@ function perceptlabTimeline(jsPsych) {
       stimulus_width: C.image_px,
       render_on_canvas: false,
       choices: "NO_KEYS",
-      trial_duration: C.stimulus_ms,
+      trial_duration: C.stimulus_ms + 500,
       record_data: false,
-      on_load: () => perceptlabStampNextFrame("image"),
+      on_load: () => perceptlabFrameLock("image", C.stimulus_ms, () => jsPsych.finishTrial({})),
     };
     let via = "click";
     const choice = {
@@ -111,6 +140,7 @@ function perceptlabTimeline(jsPsych) {
       ...grid,
       data: rowData(),
       on_load: () => {
+        perceptlabFrames.screen += 1;
         perceptlabStampNextFrame("image_off");
         via = "click";
         const keys = C.keys.filter((k) => k !== null);
@@ -140,7 +170,7 @@ function perceptlabTimeline(jsPsych) {
     const digit = {
       type: jsPsychImageButtonResponse,
       stimulus: tv("stimulus"),
-      stimulus_duration: C.stimulus_ms,
+      stimulus_duration: null,
       stimulus_height: C.image_px,
       stimulus_width: C.image_px,
       render_on_canvas: false,
@@ -150,8 +180,12 @@ function perceptlabTimeline(jsPsych) {
       response_ends_trial: true,
       data: rowData(),
       on_load: () => {
-        perceptlabStampNextFrame("image");
-        perceptlabWatchHidden("#jspsych-image-button-response-stimulus", "image_off");
+        perceptlabFrames.image_off = null;
+        perceptlabFrameLock("image", C.stimulus_ms, () => {
+          const el = document.querySelector("#jspsych-image-button-response-stimulus");
+          if (el !== null) el.style.visibility = "hidden";
+          perceptlabStampNextFrame("image_off");
+        });
       },
       on_finish: (data) => {
         finishRow(data, perceptlabFrames.image_off);
