@@ -338,7 +338,9 @@ def _index_html(title: str, layout: str, save_hook: str) -> str:
     if save_hook == "jatos":
         scripts = '    <script src="jatos.js"></script>\n' + scripts
     check_js = ",\n".join(f'        ["{g}", "{f}"]' for g, f in checks)
-    start = ("jatos.onLoad(perceptlabStart)" if save_hook == "jatos" else "perceptlabStart()")
+    # without JATOS (the folder opened from disk for a pilot) jatos.js is absent: start at once
+    start = ("window.jatos ? jatos.onLoad(perceptlabStart) : perceptlabStart()" if save_hook == "jatos"
+             else "perceptlabStart()")
     return f"""<!DOCTYPE html>
 <html lang="en">
   <head>

@@ -245,3 +245,32 @@ def test_buttons_with_image_layout_runs(browser, tmp_path):
     assert len(rows) == 3 and {r["response"] for r in rows} == {4} and {r["trial_type"] for r in rows} == {
         "image-button-response"}
     assert all(abs(r["measured_stimulus_ms"] - 200) <= 2 * FRAME_MS for r in rows)
+
+
+_FAKE_JATOS = """// a stand-in for the jatos.js that JATOS serves: records the calls the export makes
+window.jatos = { workerId: 42, calls: [], onLoad(cb) { this.calls.push(["onLoad"]); cb(); },
+  appendResultData(s) { this.calls.push(["append", s]); return Promise.resolve(); },
+  submitResultData(s) { this.calls.push(["submit", s]); return Promise.resolve(); },
+  endStudy() { this.calls.push(["endStudy"]); return Promise.resolve(); } };
+"""
+
+
+def test_jatos_hook_calls(browser, tmp_path):
+    """The calls the jatos hook makes, against a stand-in jatos.js (JATOS itself is not run here)."""
+    npm = _ensure_jspsych()
+    lib = _library(tmp_path, 2)
+    export_jspsych(lib, tmp_path / "exp", save_hook="jatos", download=False, jspsych_from=npm)
+    (tmp_path / "exp" / "jatos.js").write_text(_FAKE_JATOS)
+    with _Server(tmp_path / "exp") as server:
+        context = browser.new_context()
+        page = context.new_page()
+        _start(page, f"{server.url}/index.html")
+        for k in range(2):
+            _answer(page, k)
+        page.wait_for_function("jatos.calls.some((c) => c[0] === 'endStudy')", timeout=10_000)
+        calls = page.evaluate("jatos.calls")
+        subject = page.evaluate("perceptlabSession.subject")
+        context.close()
+    assert [c[0] for c in calls] == ["onLoad", "append", "append", "submit", "endStudy"]
+    assert [json.loads(c[1])["response"] for c in calls[1:3]] == [0, 1]
+    assert len(json.loads(calls[3][1])) == 2 and subject == "jatos42"

@@ -188,7 +188,7 @@ def test_layout_hooks_and_options_are_checked(lib, tmp_path):
     assert config["layout"] == "buttons-with-image" and config["save_url"] == "/save" and config["download"] is False
     export_jspsych(lib, tmp_path / "j", save_hook="jatos")
     html = (tmp_path / "j" / "index.html").read_text()
-    assert '<script src="jatos.js"></script>' in html and "jatos.onLoad(perceptlabStart)" in html
+    assert '<script src="jatos.js"></script>' in html and "window.jatos ? jatos.onLoad(perceptlabStart) : perceptlabStart()" in html
     export_jspsych(lib, tmp_path / "p", save_hook="pavlovia")
     assert "jspsych/jspsych-pavlovia.js" in (tmp_path / "p" / "index.html").read_text()
     for kwargs, message in (({"layout": "grid"}, "unknown jsPsych layout"),
