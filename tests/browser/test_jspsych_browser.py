@@ -175,8 +175,8 @@ def test_tab_closed_mid_session_is_recovered(browser, tmp_path):
 
 def test_full_run_posts_with_retry_and_catch_trials_drive_exclusion(browser, tmp_path):
     npm = _ensure_jspsych()
-    lib = _library(tmp_path, 8)
-    export_jspsych(lib, tmp_path / "exp", catch_rate=0.25, catch_seed=3, save_hook="post", save_url="/save",
+    lib = _library(tmp_path, 4)
+    export_jspsych(lib, tmp_path / "exp", catch_rate=0.5, catch_seed=3, save_hook="post", save_url="/save",
                    download=False, jspsych_from=npm)
     config = (tmp_path / "exp" / "timeline.js").read_text()
     assert '"save_hook": "post"' in config and '"download": false' in config
@@ -187,7 +187,7 @@ def test_full_run_posts_with_retry_and_catch_trials_drive_exclusion(browser, tmp
             context = browser.new_context()
             page = context.new_page()
             _start(page, f"{server.url}/index.html?subject={subject}")
-            for k in range(10):
+            for k in range(6):
                 _answer(page, k, correct_catch=correct)
             page.wait_for_selector("#perceptlab-saved", timeout=30_000)
             rows = page.evaluate("perceptlabSession.jsPsych.data.get().values()")
@@ -198,8 +198,8 @@ def test_full_run_posts_with_retry_and_catch_trials_drive_exclusion(browser, tmp
     by_id = {item["id"]: item for item in server.received}
     rows_posted = [i for i in by_id.values() if i["kind"] == "row"]
     finals = [i for i in by_id.values() if i["kind"] == "final"]
-    assert len(rows_posted) == 20 and len(finals) == 2
-    assert all(len(f["rows"]) == 10 for f in finals)
+    assert len(rows_posted) == 12 and len(finals) == 2
+    assert all(len(f["rows"]) == 6 for f in finals)
     for f in finals:
         posted = sorted((i["row"]["trial_index"], i["row"]["stimulus"]) for i in rows_posted
                         if i["session_id"] == f["session_id"])
@@ -207,11 +207,11 @@ def test_full_run_posts_with_retry_and_catch_trials_drive_exclusion(browser, tmp
 
     table = load_trials(data)  # one file per participant, one data set
     trials = table.df
-    assert len(trials) == 20 and set(trials["participant"]) == {"good", "bad"}
+    assert len(trials) == 12 and set(trials["participant"]) == {"good", "bad"}
     assert int(trials["is_catch"].sum()) == 4
     result = apply_exclusions(trials, catch_threshold=0.7)
     assert result.excluded == ["bad"]
-    assert len(result.trials) == 8 and set(result.trials["participant"]) == {"good"}
+    assert len(result.trials) == 4 and set(result.trials["participant"]) == {"good"}
 
     measured = [(r["measured_fixation_ms"], r["measured_stimulus_ms"])
                 for p in data.iterdir() for r in json.loads(p.read_text())]
