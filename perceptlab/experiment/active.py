@@ -85,7 +85,7 @@ def hypothesis_probs(model_probs: Mapping[str, np.ndarray], prototypes: np.ndarr
     if len({s for s in shapes.values()}) != 1 or len(next(iter(shapes.values()))) != 2:
         raise PerceptLabError(f"the models' probabilities differ in shape: {shapes}",
                               fix="give every model an (N stimuli, C classes) array over the same stimuli")
-    n, c = next(iter(shapes.values()))
+    c = next(iter(shapes.values()))[1]
     if prototypes is None:
         biases: list[tuple[int | None, np.ndarray]] = [(None, np.zeros(c))]
     else:
@@ -365,7 +365,7 @@ def library_model_probs(library: str | os.PathLike[str] | Any, model_names: Sequ
 # ---------------------------------------------------------------------- prototypes from earlier participants
 
 
-def fit_bias(probs: np.ndarray, responses: np.ndarray, l2: float = 0.05) -> np.ndarray:
+def fit_bias(probs: np.ndarray, responses: np.ndarray, l2: float = 1e-3) -> np.ndarray:
     """The zero-mean bias vector b maximising sum log softmax(log p_s + b)[r_s] - l2 |b|^2 (L-BFGS)."""
     from scipy.optimize import minimize  # noqa: PLC0415
 
