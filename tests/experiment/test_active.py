@@ -240,3 +240,35 @@ def test_bench_active_tiny_run(tmp_path, capsys):
     # same observers, same prior, for both methods
     first = curves[curves["trial"] == 0].groupby("method")["accuracy"].mean()
     assert first["bald"] == pytest.approx(first["random"])
+
+
+def test_generate_candidates_between_the_torn_models(tmp_path):
+    """Tiny random models: K controversial images between the two models with most posterior mass are
+    scored by every hypothesis model and join the pool (and the library)."""
+    from tests.conftest import build_tiny_registry
+
+    from perceptlab.data.library import StimulusLibrary
+    from perceptlab.engine.registry import Registry, predict_probs
+    from perceptlab.engine.sampler import SamplerSettings
+    from perceptlab.experiment.active import generate_candidates
+
+    reg = Registry(build_tiny_registry(tmp_path / "w"), tmp_path / "user")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(8, 28, 28), dtype=np.uint8)
+    mp = {name: predict_probs(name, images, reg) for name in ("vgg", "lrm", "cornet")}
+    ids = [f"s{i}" for i in range(8)]
+    sel = ActiveSelector.from_model_probs(mp, ids, [str(k) for k in range(10)], temperatures=(1.0,))
+    sel.observe("s0", int(np.argmax(mp["vgg"][0])))  # tilt the posterior a little
+    m1, m2 = torn_models(sel)
+    assert m1 != m2
+    lib = StimulusLibrary.create(tmp_path / "lib")
+    settings = SamplerSettings(steps=2, resample=1, grad="x0", batch_size=2)
+    new = generate_candidates(sel, 2, registry=reg, library=lib, pair=(3, 5), settings=settings, seed=7)
+    assert len(new) == 2 and set(new) <= set(lib.ids())
+    rec = lib.get(new[0])
+    assert (rec.mode, rec.classifier, rec.classifier2, rec.class_a, rec.class_b) == ("controversial", m1, m2, 3, 5)
+    lib.close()
+    assert sel.stimulus_ids == ids + new
+    got = sel.predict(new)
+    assert got.shape == (2, 10) and np.allclose(got.sum(axis=1), 1)
+    assert sel.next(exclude=set(ids))[0] in new  # the new stimuli are candidates
