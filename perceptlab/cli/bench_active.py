@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(seeds=args.seeds, pool=args.pool, library=args.library, models=models,
                              stimuli=args.stimuli, heldout=args.heldout, observers=args.observers,
                              trials=args.trials, prototypes=args.prototypes, clusters=args.clusters,
-                             train_participants=args.train_participants, targets=args.targets)
+                             train_participants=args.train_participants, targets=args.targets,
+                             bias_strength=args.bias_strength)
     t0, c0 = time.perf_counter(), time.process_time()
     result = run_bench(settings)
     cpu = time.process_time() - c0
@@ -77,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--observers", type=int, default=10, help="test observers per seed (default 10)")
     p.add_argument("--trials", type=int, default=150, help="trials per observer (default 150)")
     p.add_argument("--clusters", type=int, default=4, help="observer clusters (default 4)")
+    p.add_argument("--bias-strength", type=float, default=1.5,
+                   help="spread of the cluster prototypes' biases (simulate's default 1.5; lower = clusters "
+                   "harder to tell apart)")
     p.add_argument("--train-participants", type=int, default=40,
                    help="earlier participants the prototypes are learnt from (default 40)")
     p.add_argument("--prototypes", choices=("learnt", "known"), default="learnt",

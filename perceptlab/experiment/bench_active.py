@@ -74,6 +74,7 @@ class BenchSettings:
     model_noise: float = 1.0
     boundary_share: float = 0.5
     clusters: int = 4
+    bias_strength: float = 1.5  # simulate_observers' prototype strength (its default)
     train_participants: int = 40
     train_trials: int = 300
     observers: int = 10
@@ -163,7 +164,8 @@ def run_bench(settings: BenchSettings, progress: Any = None) -> BenchResult:
         held_ids = [ids[i] for i in held]
         ref = model_probs[names[0]]
         total = s.train_participants + s.observers
-        trials, truth = simulate_observers(ids, ref, total, min(s.train_trials, n), s.clusters, seed)
+        trials, truth = simulate_observers(ids, ref, total, min(s.train_trials, n), s.clusters, seed,
+                                           bias_strength=s.bias_strength)
         bias_cols = [f"bias_{k}" for k in range(c)]
         train_names = set(truth["participant"].iloc[: s.train_participants])
         if s.prototypes == "known":
