@@ -27,13 +27,14 @@ New stimuli can be generated on demand where the candidate observer models disag
 :func:`generate_candidates` runs the controversial sampler between the two base models the posterior is
 most torn between and adds the images to the pool (needs the engine, i.e. torch).
 
-Python API for the experiment runner (call from a worker thread; no Qt here)::
+Python API for the experiment runner (call from a worker thread — the methods hold a lock; no Qt here)::
 
     sel = ActiveSelector.from_library("lib/", ["vgg", "cornet", "mlp"], prototypes=protos)
     for sid, resp in answered_so_far:
         sel.observe(sid, resp)              # resp: class name (or class index)
     sid, gain = sel.next(exclude=shown)     # < 200 ms for 2,000 stimuli x 50 hypotheses
     sel.ranked(10)                          # [(id, gain), ...] best first
+    sel = ActiveSelector.from_design(design)  # a perceptlab-design/1 "adaptive" block: pool, method
     sel.predict([sid])                      # posterior-predictive choice probabilities (n, C)
     sel.posterior(); sel.marginal("cluster")
 
@@ -44,6 +45,7 @@ Python API for the experiment runner (call from a worker thread; no Qt here)::
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -162,6 +164,7 @@ class ActiveSelector:
                 raise PerceptLabError(f"prior of shape {w.shape}", fix=f"give {m} non-negative weights")
             self._logw = np.log(np.clip(w / w.sum(), 1e-300, None))
         self.observed: list[tuple[str, str]] = []
+        self._lock = threading.RLock()  # observe/next/add_stimuli from a worker thread and the GUI
         self.add_stimuli(ids, probs, candidate=True)
         if candidates is not None:
             self.set_candidates(candidates)
@@ -183,6 +186,10 @@ class ActiveSelector:
             raise PerceptLabError(f"stimulus ids already in the pool or repeated: {', '.join((dup or ids)[:5])}")
         probs = np.clip(probs, _EPS, None)
         probs /= probs.sum(axis=2, keepdims=True)
+        with self._lock:
+            self._append(ids, probs, candidate)
+
+    def _append(self, ids: list[str], probs: np.ndarray, candidate: bool) -> None:
         start = len(self._ids)
         self._ids += ids
         self._index.update({s: start + i for i, s in enumerate(ids)})
@@ -194,9 +201,10 @@ class ActiveSelector:
 
     def set_candidates(self, stimulus_ids: Iterable[str]) -> None:
         """Restrict ``next`` to these ids (the selection pool)."""
-        idx = self._indices(stimulus_ids)
-        self._pool[:] = False
-        self._pool[idx] = True
+        with self._lock:
+            idx = self._indices(stimulus_ids)
+            self._pool[:] = False
+            self._pool[idx] = True
 
     @property
     def stimulus_ids(self) -> list[str]:
@@ -225,12 +233,13 @@ class ActiveSelector:
 
     def observe(self, stimulus_id: str, response: str | int) -> None:
         """Bayes update with one answer (``response``: class name or index)."""
-        i = int(self._indices([stimulus_id])[0])
         c = self.class_index(response)
-        logw = self._logw + self._logp[i, :, c]
-        self._logw = logw - np.logaddexp.reduce(logw)
-        self._seen[i] = True
-        self.observed.append((str(stimulus_id), self.classes[c]))
+        with self._lock:
+            i = int(self._indices([stimulus_id])[0])
+            logw = self._logw + self._logp[i, :, c]
+            self._logw = logw - np.logaddexp.reduce(logw)
+            self._seen[i] = True
+            self.observed.append((str(stimulus_id), self.classes[c]))
 
     def posterior(self) -> np.ndarray:
         """Posterior weights over the M hypotheses (sum 1)."""
@@ -254,8 +263,9 @@ class ActiveSelector:
 
     def predict(self, stimulus_ids: Sequence[str]) -> np.ndarray:
         """Posterior-predictive choice probabilities (n, C) of the participant on these stimuli."""
-        idx = self._indices(stimulus_ids)
-        return self._pt[idx] @ self.posterior()
+        with self._lock:
+            idx = self._indices(stimulus_ids)
+            return self._pt[idx] @ self.posterior()
 
     # ------------------------------------------------------------------ selection
 
@@ -275,22 +285,23 @@ class ActiveSelector:
     def next(self, exclude: Iterable[str] = ()) -> tuple[str, float]:
         """The next stimulus and its expected information gain (nats); observed and excluded ids are
         never returned. BALD breaks ties at random (seeded); random draws uniformly."""
-        ok = self._available(exclude)
-        avail = np.flatnonzero(ok)
-        if not len(avail):
-            raise PerceptLabError("no stimulus left in the pool", fix="add stimuli or allow repeats via a new pool")
-        g = self.gains()[avail]
-        if self.method == "random":
-            j = int(self._rng.integers(len(avail)))
-        else:
-            best = np.flatnonzero(g >= g.max() - 1e-12)
-            j = int(best[self._rng.integers(len(best))]) if len(best) > 1 else int(best[0])
-        return self._ids[int(avail[j])], float(g[j])
+        with self._lock:
+            avail = np.flatnonzero(self._available(exclude))
+            if not len(avail):
+                raise PerceptLabError("no stimulus left in the pool", fix="add stimuli or allow repeats via a new pool")
+            g = self.gains()[avail]
+            if self.method == "random":
+                j = int(self._rng.integers(len(avail)))
+            else:
+                best = np.flatnonzero(g >= g.max() - 1e-12)
+                j = int(best[self._rng.integers(len(best))]) if len(best) > 1 else int(best[0])
+            return self._ids[int(avail[j])], float(g[j])
 
     def ranked(self, k: int | None = None, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
         """The remaining pool ranked by expected information gain, best first (``k`` best)."""
-        avail = np.flatnonzero(self._available(exclude))
-        g = self.gains()[avail]
+        with self._lock:
+            avail = np.flatnonzero(self._available(exclude))
+            g = self.gains()[avail]
         order = np.argsort(-g, kind="stable")[: len(g) if k is None else k]
         return [(self._ids[int(avail[j])], float(g[j])) for j in order]
 
@@ -323,6 +334,34 @@ class ActiveSelector:
         classes = tuple(classes) if classes is not None else tuple(str(i) for i in range(c))
         return cls.from_model_probs(model_probs, ids, classes, prototypes=prototypes, temperatures=temperatures,
                                     lapse=lapse, seed=seed, method=method)
+
+    @classmethod
+    def from_design(cls, design: Any, library: str | os.PathLike[str] | Any | None = None,
+                    models: Sequence[str] | None = None, registry: Any = None, *,
+                    prototypes: np.ndarray | None = None, temperatures: Sequence[float] = DEFAULT_TEMPERATURES,
+                    lapse: float = DEFAULT_LAPSE) -> ActiveSelector:
+        """The selector of a design's ``adaptive`` block (perceptlab-design/1): the design's library
+        (or ``library``) and classes, the block's ``pool`` as the candidates, its ``method`` (default
+        bald), ``models`` (the block's "models" key, else vgg, cornet, mlp) and the design's
+        ``order_seed``. The runner calls ``observe`` after each answer and ``next`` for the next trial."""
+        ad = getattr(design, "adaptive", None)
+        if not ad:
+            raise PerceptLabError(f"design {getattr(design, 'name', '')!r} has no 'adaptive' block",
+                                  fix='add "adaptive": {"method": "bald", "n_trials": N, "pool": [ids]}')
+        lib = library if library is not None else design.library
+        if lib is None:
+            raise PerceptLabError("the adaptive design names no library", fix="set the design's 'library'")
+        names = list(models or ad.get("models") or ("vgg", "cornet", "mlp"))
+        sel = cls.from_library(lib, names, registry, list(design.classes), prototypes=prototypes,
+                               temperatures=temperatures, lapse=lapse, seed=int(design.order_seed),
+                               method=str(ad.get("method", "bald")))
+        missing = [s for s in ad["pool"] if s not in sel._index]
+        if missing:
+            raise PerceptLabError(f"the adaptive pool names {len(missing)} stimuli the library does not hold "
+                                  f"(or holds as rejected): {', '.join(map(str, missing[:5]))}",
+                                  fix="use ids of the library's usable stimuli")
+        sel.set_candidates(ad["pool"])
+        return sel
 
 
 def library_model_probs(library: str | os.PathLike[str] | Any, model_names: Sequence[str], registry: Any = None,

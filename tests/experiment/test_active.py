@@ -245,12 +245,11 @@ def test_bench_active_tiny_run(tmp_path, capsys):
 def test_generate_candidates_between_the_torn_models(tmp_path):
     """Tiny random models: K controversial images between the two models with most posterior mass are
     scored by every hypothesis model and join the pool (and the library)."""
-    from tests.conftest import build_tiny_registry
-
     from perceptlab.data.library import StimulusLibrary
     from perceptlab.engine.registry import Registry, predict_probs
     from perceptlab.engine.sampler import SamplerSettings
     from perceptlab.experiment.active import generate_candidates
+    from tests.conftest import build_tiny_registry
 
     reg = Registry(build_tiny_registry(tmp_path / "w"), tmp_path / "user")
     rng = np.random.default_rng(0)
@@ -272,3 +271,28 @@ def test_generate_candidates_between_the_torn_models(tmp_path):
     got = sel.predict(new)
     assert got.shape == (2, 10) and np.allclose(got.sum(axis=1), 1)
     assert sel.next(exclude=set(ids))[0] in new  # the new stimuli are candidates
+
+
+def test_from_design_uses_the_adaptive_block(tmp_path):
+    from perceptlab.data.library import Stimulus, StimulusLibrary
+    from perceptlab.experiment.design import Design
+
+    rng = np.random.default_rng(3)
+    with StimulusLibrary.create(tmp_path / "lib") as lib:
+        ids = lib.add([Stimulus(mode="imported", probs={"vgg": rng.dirichlet(np.ones(10)).tolist(),
+                                                        "mlp": rng.dirichlet(np.ones(10)).tolist()})
+                       for _ in range(10)], np.zeros((10, 28, 28), np.uint8))
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    design = Design(classes=names, trials=[], library=str(tmp_path / "lib"), order_seed=4,
+                    adaptive={"method": "bald", "n_trials": 3, "pool": ids[:4], "models": ["vgg", "mlp"]})
+    sel = ActiveSelector.from_design(design)
+    assert sel.classes == tuple(names) and sel.method == "bald" and sel.seed == 4
+    shown = []
+    for _ in range(3):
+        sid, _ = sel.next()
+        shown.append(sid)
+        sel.observe(sid, "three")
+    assert len(set(shown)) == 3 and set(shown) <= set(ids[:4])
+    design.adaptive["pool"] = ["s999999"]
+    with pytest.raises(PerceptLabError, match="does not hold"):
+        ActiveSelector.from_design(design)
