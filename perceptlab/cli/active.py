@@ -13,14 +13,8 @@ import json
 
 import numpy as np
 
+from perceptlab.cli.bench_active import number_list
 from perceptlab.errors import PerceptLabError
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
 def run_next(args: argparse.Namespace) -> int:
@@ -123,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     n.add_argument("--method", choices=("bald", "random"), default="bald", help="selection (default bald)")
     n.add_argument("--clusters", type=int, help="number of cluster prototypes (default: by silhouette)")
     n.add_argument("--no-prototypes", action="store_true", help="no cluster prototypes (zero bias only)")
-    n.add_argument("--temperatures", type=_floats, default=(0.7, 0.9, 1.1, 1.4),
+    n.add_argument("--temperatures", type=number_list(float), default=(0.7, 0.9, 1.1, 1.4),
                    help="temperature grid (default 0.7,0.9,1.1,1.4)")
     n.add_argument("--lapse", type=float, default=0.02, help="lapse rate of every hypothesis (default 0.02)")
     n.add_argument("--seed", type=int, default=0, help="seed of ties and random draws (default 0)")

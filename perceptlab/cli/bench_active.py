@@ -11,18 +11,16 @@ import time
 from pathlib import Path
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+def number_list(kind: type = float):
+    """An argparse type: a comma-separated list of ``kind`` (int or float) as a tuple."""
 
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {kind.__name__}s") from None
 
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    return parse
 
 
 def _records(frame) -> list[dict]:
@@ -68,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench-active", help="active vs random stimulus selection on simulated observers (SYNTHETIC)",
                        description=__doc__.split("\n\n", 1)[0])
-    p.add_argument("--seeds", type=_ints, default=(0, 1, 2, 3, 4), help="seeds (default 0,1,2,3,4)")
+    p.add_argument("--seeds", type=number_list(int), default=(0, 1, 2, 3, 4), help="seeds (default 0,1,2,3,4)")
     p.add_argument("--pool", choices=("dirichlet", "library"), default="dirichlet",
                    help="synthetic Dirichlet-like pool (default) or a library's stored model probabilities")
     p.add_argument("--library", help="library folder (with --pool library)")
@@ -85,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="earlier participants the prototypes are learnt from (default 40)")
     p.add_argument("--prototypes", choices=("learnt", "known"), default="learnt",
                    help="cluster prototypes learnt from earlier participants (default) or the true ones")
-    p.add_argument("--targets", type=_floats, default=(0.5, 0.8, 0.9, 0.95),
+    p.add_argument("--targets", type=number_list(float), default=(0.5, 0.8, 0.9, 0.95),
                    help="targets as fractions of the gap from the prior accuracy to the best hypothesis's "
                    "(default 0.5,0.8,0.9,0.95)")
     p.add_argument("--out", required=True, help="folder for the results")
