@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import entr
 
 from perceptlab.analysis.simulate import choice_probabilities
 from perceptlab.errors import PerceptLabError
@@ -110,7 +111,8 @@ def hypothesis_probs(model_probs: Mapping[str, np.ndarray], prototypes: np.ndarr
 
 
 def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
-    return -(p * np.log(np.clip(p, _EPS, None))).sum(axis=axis)
+    """Shannon entropy in nats along ``axis``."""
+    return entr(p).sum(axis=axis)
 
 
 class ActiveSelector:
