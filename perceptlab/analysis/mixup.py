@@ -67,9 +67,10 @@ def fit_logistic(lam: np.ndarray, y: np.ndarray, weight: np.ndarray | None = Non
     return {"m": m, "s": s, "bias": m - 0.5, "n": n, "converged": bool(best.success), "nll": float(best.fun)}
 
 
-def join_trials(trials: pd.DataFrame, info: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def join_trials(trials: pd.DataFrame, info: pd.DataFrame, other_choices: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """Trials with ``pair``, ``category_pair`` (``a-b``), ``class_a``, ``class_b``, ``lambda`` (generating)
-    and ``y`` (inferred lambda or 0/1 outcome; for pick rows the chosen lambda); notes on what was left out."""
+    and ``y`` (inferred lambda or 0/1 outcome; for pick rows the chosen lambda); notes on what was left out.
+    ``other_choices``: keep choice trials that chose neither class of the pair (``y`` NaN)."""
     notes: list[str] = []
     df = trials.copy()
     df["stimulus"] = df["stimulus"].astype(str)
@@ -111,10 +112,10 @@ def join_trials(trials: pd.DataFrame, info: pd.DataFrame) -> tuple[pd.DataFrame,
                 resp = g["response"].astype(str)
                 is_b, is_a = resp == g["class_b"].astype(str), resp == g["class_a"].astype(str)
                 other = ~(is_a | is_b)
-                if other.any():
+                if other.any() and not other_choices:
                     notes.append(f"{int(other.sum())} choice trials chose neither class of the pair; left out of the fits")
-                g = g[~other.to_numpy()]
-                g["y"] = is_b[~other].astype(float).to_numpy()
+                    g, is_b, other = g[~other.to_numpy()], is_b[~other], other[~other]
+                g["y"] = np.where(other.to_numpy(), np.nan, is_b.astype(float).to_numpy())
         if missing:
             notes.append(f"{missing} {kind} trials on stimuli the design does not describe; left out")
         out.append(g)
