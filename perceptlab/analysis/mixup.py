@@ -74,6 +74,7 @@ def join_trials(trials: pd.DataFrame, info: pd.DataFrame, other_choices: bool = 
     notes: list[str] = []
     df = trials.copy()
     df["stimulus"] = df["stimulus"].astype(str)
+    df["confidence"] = pd.to_numeric(df["confidence"], errors="coerce") if "confidence" in df else np.nan
     info = info.set_index("stimulus", drop=False) if "stimulus" in info.columns else info
     out = []
     pair_of = info.groupby("pair").first()
