@@ -169,3 +169,16 @@ def read_soft_labels(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
         raise PerceptLabError(f"{path}, line {line}: the p_<class> columns sum to {sums[bad].iloc[0]:.4f}, not 1",
                               "each row must be a probability distribution over the classes")
     return df, classes
+
+
+def attach_soft_targets(data, path: str | Path):
+    """``data`` (an :class:`perceptlab.align.datasets.AlignData`) with the soft-label set at ``path`` as its
+    per-stimulus targets; the set's classes must be the data's."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    soft, classes = read_soft_labels(path)
+    if list(classes) != [str(c) for c in data.classes]:
+        raise PerceptLabError(f"{path}: classes {', '.join(classes)} differ from the trials' "
+                              f"{', '.join(map(str, data.classes))}", "make the set from the same experiment")
+    table = soft.set_index(soft["stimulus"].astype(str))
+    return replace(data, soft_targets=targets_matrix(table.reset_index(drop=True), classes, data.stimuli))

@@ -172,6 +172,14 @@ def _soft_labels(args: argparse.Namespace) -> int:
     meta = {"trials": str(args.trials), "omega": args.omega, "uniform": args.uniform,
             "synthetic": bool(_is_synthetic(trials))}
     write_soft_labels(soft, classes, out, images, meta)
+    if args.relabels:
+        keep = [c for c in ("participant", "stimulus", "trial_index", "confidence") if c in rows.columns]
+        table = rows[keep].copy()
+        table.insert(2, "response", [classes[i] for i in rows["label"]])
+        table = table.sort_values(["participant", "trial_index"] if "trial_index" in keep else ["participant"])
+        table.to_csv(args.relabels, index=False)
+        print(f"wrote {args.relabels} (one hard relabeling per trial, for `perceptlab align --trials ... "
+              f"--soft-targets {out}`)")
     print(("SYNTHETIC data. " if meta["synthetic"] else "") + f"soft labels for {len(soft)} stimuli from "
           f"{len(rows)} relabelings (omega {args.omega}, mean {soft['omega_mean'].mean():.3f}); wrote {out}")
     return 0
@@ -279,6 +287,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--omega", choices=("none", "row", "person"), default="row",
                    help="smooth toward uniform by confidence: per trial (row), per person, or not (none)")
     p.add_argument("--uniform", choices=("all", "pair"), default="all", help="uniform over all classes or the pair")
+    p.add_argument("--relabels", type=Path, metavar="CSV",
+                   help="also write the relabelings as a trial table (participant, stimulus, response) for align")
     p.set_defaults(func=_soft_labels)
 
     p = sub.add_parser("soft-eval", help="fine-tune on hard vs soft labels, evaluate CE / ECE on held-out stimuli")

@@ -68,3 +68,14 @@ def test_cli_make_design_export_simulate_analyze_softlabels(tmp_path, capsys):
         assert z["targets"].shape == (20, 10) and z["images"].shape == (20, 28, 28)
         assert np.allclose(z["targets"].sum(1), 1)
     assert main(["mixup", "analyze", str(trials), "--out", str(tmp_path / "r3")]) == 2  # no design, no library
+    # the set and its relabelings train a soft-label GroupNet through `perceptlab align`
+    soft, relabels = tmp_path / "soft.csv", tmp_path / "relabels.csv"
+    assert main(["mixup", "soft-labels", str(trials), "--design", str(des / "design.json"), "--out", str(soft),
+                 "--relabels", str(relabels)]) == 0
+    capsys.readouterr()
+    assert main(["align", "--trials", str(relabels), "--images", str(des / "images"), "--soft-targets", str(soft),
+                 "--base", "lrm", "--out", str(tmp_path / "al"), "--epochs", "1", "--no-register", "--no-eval"]) == 0
+    out = capsys.readouterr().out
+    assert "soft targets:" in out and '"soft_labels": true' in out
+    metrics = json.loads((tmp_path / "al" / "metrics.json").read_text())
+    assert metrics
