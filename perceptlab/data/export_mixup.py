@@ -122,6 +122,7 @@ function perceptlabTimeline(jsPsych) {{
     }} else if (t.kind === "slider") {{
       timeline.push(fixation);
       timeline.push({{ type: jsPsychImageSliderResponse, stimulus: t.image, stimulus_height: px, stimulus_width: px,
+        render_on_canvas: false,
         stimulus_duration: {stim if stim > 0 else "null"}, labels: [t.class_a, t.class_b], min: 0, max: 100, slider_start: 50,
         require_movement: true, prompt: `<p>How much <b>${{t.class_a}}</b> (left) and <b>${{t.class_b}}</b> (right)?</p>`,
         data: base(t), on_finish: (d) => {{ d.perceptlab_response = d.response / 100; }} }});
@@ -150,6 +151,7 @@ def _index_html(title: str) -> str:
 {scripts}
     <link rel="stylesheet" href="jspsych/jspsych.css" />
     <script src="timeline.js"></script>
+    <style> img {{ image-rendering: pixelated; }} </style>
   </head>
   <body>
     <script>
