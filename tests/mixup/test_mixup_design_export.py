@@ -89,6 +89,12 @@ def test_timeline_runs_in_node_and_its_data_read_back(mixup_design, tmp_path):
     pick = back[back["kind"] == "pick"].iloc[0]
     assert pick["response"].startswith("s")  # the chosen image's stimulus id
     assert set(back[back["kind"] == "choice"]["response"]) == {"1"}
+    import pandas as pd  # the same data saved as CSV (jsPsych's localSave("csv")) read back alike
+
+    pd.DataFrame(rows).to_csv(tmp_path / "data.csv", index=False)
+    csv = read_mixup_results(tmp_path / "data.csv")
+    assert csv[["stimulus", "response", "kind"]].equals(back[["stimulus", "response", "kind"]])
+    assert csv["confidence"].fillna(0).tolist() == back["confidence"].fillna(0).tolist()
 
 
 def test_read_back_refuses_foreign_files(tmp_path):
