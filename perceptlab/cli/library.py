@@ -132,7 +132,16 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+_JSPSYCH_ONLY = (("layout", "choice-screen"), ("catch_rate", 0.0), ("catch_seed", 0), ("save_hook", "none"),
+                 ("save_url", None), ("no_download", False), ("jspsych_from", None))
+
+
 def _export(args: argparse.Namespace) -> int:
+    if args.format == "csv":
+        given = [f"--{name.replace('_', '-')}" for name, default in _JSPSYCH_ONLY if getattr(args, name) != default]
+        if given:
+            raise PerceptLabError(f"{', '.join(given)} only apply to --format jspsych",
+                                  "drop them, or export with --format jspsych")
     with StimulusLibrary.open(args.dir) as lib:
         if args.format == "csv":
             path = export_csv(lib, args.out, status=args.status)

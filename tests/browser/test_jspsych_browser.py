@@ -274,3 +274,25 @@ def test_jatos_hook_calls(browser, tmp_path):
     assert [c[0] for c in calls] == ["onLoad", "append", "append", "submit", "endStudy"]
     assert [json.loads(c[1])["response"] for c in calls[1:3]] == [0, 1]
     assert len(json.loads(calls[3][1])) == 2 and subject == "jatos42"
+
+
+def test_post_queue_left_by_a_closed_tab_is_sent_on_the_next_visit(browser, tmp_path):
+    npm = _ensure_jspsych()
+    lib = _library(tmp_path, 4)
+    export_jspsych(lib, tmp_path / "exp", save_hook="post", save_url="/save", download=False, jspsych_from=npm)
+    with _Server(tmp_path / "exp", fail_first=10**6) as server:  # the server is down
+        context = browser.new_context()
+        page = context.new_page()
+        _start(page, f"{server.url}/index.html?subject=late")
+        for k in range(2):
+            _answer(page, k)
+        session = page.evaluate("perceptlabSession.session")
+        queued = page.evaluate("JSON.parse(localStorage.getItem(perceptlabSession.post.key))")
+        assert [q["row"]["response"] for q in queued] == [0, 1] and server.received == []
+        page.close()
+        server.fail_first = 0  # back up
+        page = context.new_page()
+        page.goto(f"{server.url}/index.html?subject=next")
+        page.wait_for_function("localStorage.getItem(perceptlabSession.post.key) === '[]'", timeout=15_000)
+        context.close()
+    assert [(i["session_id"], i["row"]["response"]) for i in server.received] == [(session, 0), (session, 1)]

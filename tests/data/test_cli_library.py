@@ -95,6 +95,9 @@ def test_export_jspsych_options(libdir, tmp_path, capsys):
     assert main(["library", "export", str(libdir), "--format", "jspsych", "--out", str(tmp_path / "x"),
                  "--save-hook", "post"]) == 2
     assert "needs a save URL" in _error_line(capsys)
+    assert main(["library", "export", str(libdir), "--format", "csv", "--out", str(tmp_path / "c"),
+                 "--catch-rate", "0.1", "--no-download"]) == 2
+    assert "--catch-rate, --no-download only apply to --format jspsych" in _error_line(capsys)
 
 
 def test_user_errors_exit_2_with_one_line(libdir, tmp_path, capsys):
