@@ -296,3 +296,21 @@ def test_post_queue_left_by_a_closed_tab_is_sent_on_the_next_visit(browser, tmp_
         page.wait_for_function("localStorage.getItem(perceptlabSession.post.key) === '[]'", timeout=15_000)
         context.close()
     assert [(i["session_id"], i["row"]["response"]) for i in server.received] == [(session, 0), (session, 1)]
+
+
+def test_runs_from_disk_and_recovers_there(browser, tmp_path):
+    """Opened straight from the folder (file://, no server): trials stored and recovered all the same."""
+    npm = _ensure_jspsych()
+    lib = _library(tmp_path, 3)
+    index = export_jspsych(lib, tmp_path / "exp", jspsych_from=npm)
+    context = browser.new_context()
+    page = context.new_page()
+    _start(page, index.as_uri() + "?subject=disk")
+    for k in range(2):
+        _answer(page, k)
+    page.close()
+    recover = context.new_page()
+    recover.goto((tmp_path / "exp" / "recover.html").as_uri())
+    rows = recover.locator("#perceptlab-sessions tr[data-key]")
+    assert rows.count() == 1 and rows.locator("td.n").inner_text() == "2" and "disk" in rows.inner_text()
+    context.close()
