@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from perceptlab.errors import PerceptLabError
-from perceptlab.experiment.design import OUTPUT_COLUMNS, Design, DesignTrial, presentation_order
+from perceptlab.experiment.design import OUTPUT_COLUMNS, Design, DesignTrial, load_design, presentation_order
 
 _PARTICIPANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -323,23 +323,61 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def make_selector(design: Design, base: Path | None = None, seed: int = 0):
-    """The active selector for an adaptive design, from :mod:`perceptlab.experiment.active`.
+def design_library(design: Design, base: Path | None = None) -> Path | None:
+    """The design's library folder (relative paths are relative to the design file's folder)."""
+    if not design.library:
+        return None
+    lib = Path(design.library)
+    return base / lib if base is not None and not lib.is_absolute() else lib
 
-    The pool's probabilities come from the design's library (``ActiveSelector.from_library``)."""
+
+def complete_adaptive_pool(design: Design, base: Path | None = None) -> Design:
+    """Give every adaptive pool id without a trial a ``choice`` trial showing the library's image of it."""
+    if not design.adaptive:
+        return design
+    have = {t.stimulus for t in design.trials}
+    lib = design_library(design, base)
+    for sid in map(str, design.adaptive["pool"]):
+        if sid in have:
+            continue
+        if lib is None:
+            raise PerceptLabError(f"design {design.name!r}: adaptive pool id {sid!r} has no trial and the design "
+                                  "names no library", "add its trial, or set 'library'")
+        image = lib / "images" / f"{sid}.png"
+        if not image.is_file():
+            raise PerceptLabError(f"design {design.name!r}: adaptive pool id {sid!r}: no image {image}",
+                                  "use ids of the library's stimuli")
+        rel = os.path.relpath(image, base) if base is not None else str(image)
+        design.trials.append(DesignTrial(id=f"pool-{sid}", stimulus=sid, image=Path(rel).as_posix()))
+        have.add(sid)
+    return design
+
+
+def make_selector(design: Design, base: Path | None = None):
+    """The active selector of an adaptive design (:meth:`perceptlab.experiment.active.ActiveSelector.
+    from_design`: the library's stored model probabilities, the pool as candidates, seeded by order_seed)."""
     try:
         from perceptlab.experiment import active  # noqa: PLC0415
     except ImportError as exc:
         raise PerceptLabError(f"design {design.name!r} is adaptive but this PerceptLab has no active selector "
                               f"({exc})", "run a design without an 'adaptive' block") from exc
-    if not design.library:
+    lib = design_library(design, base)
+    if lib is None:
         raise PerceptLabError(f"design {design.name!r} is adaptive but names no library",
                               "set 'library' to the stimulus library whose probabilities drive the choice")
-    lib = Path(design.library)
-    if base is not None and not lib.is_absolute():
-        lib = base / lib
-    from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
+    return active.ActiveSelector.from_design(design, library=lib)
 
-    with StimulusLibrary.open(lib) as library:
-        return active.ActiveSelector.from_library(library, stimulus_ids=[str(s) for s in design.adaptive["pool"]],
-                                                  classes=design.classes, seed=seed)
+
+def open_session(design_path: str | Path, participant: str, out_dir: str | Path | None = None,
+                 session_id: str | None = None) -> tuple[ExperimentSession, Path]:
+    """The session for a design file (resuming an unfinished one) and the folder its images are relative
+    to; trial files go to ``out_dir`` (default: ``trials/`` beside the design)."""
+    design_path = Path(design_path)
+    design = load_design(design_path)
+    base = design_path.parent
+    selector = None
+    if design.adaptive:
+        complete_adaptive_pool(design, base)
+        selector = make_selector(design, base)
+    out = Path(out_dir) if out_dir else base / "trials"
+    return ExperimentSession(design, participant, out, session_id, selector=selector), base

@@ -239,3 +239,26 @@ def test_cli_design_from_library(tmp_path, capsys):
     assert d.break_every == 5 and d.order_seed == 4 and sum(t.is_catch for t in d.trials) == 2
     assert "7 stimuli (accepted) + 2 catch trials" in capsys.readouterr().out
     assert main(["design", "from-library", str(tmp_path / "lib"), "--out", str(tmp_path)]) == 2
+
+
+def test_adaptive_design_with_the_active_selector(tmp_path):
+    """An adaptive design over a library: the pool's trials come from the library's images, the real
+    ActiveSelector (perceptlab.experiment.active, issue 15c) chooses, answers are replayed on resume."""
+    pytest.importorskip("perceptlab.experiment.active")
+    from perceptlab.experiment.session import open_session
+
+    lib, ids = _library(tmp_path)
+    lib.close()
+    design = Design(classes=[str(i) for i in range(10)], trials=[], library="../lib", name="adaptive",
+                    adaptive={"method": "bald", "n_trials": 3, "pool": ids[:6], "models": ["vgg", "mlp"]})
+    path = save_design(design, tmp_path / "study" / "design.json")
+    s, base = open_session(path, "A1")
+    first = s.next_trial()
+    assert first.stimulus in ids[:6] and (base / first.image).is_file()
+    s.record("3", 400.0, 300.0, 200.0)
+    s.close()
+    again, _ = open_session(path, "A1")
+    assert again.resumed and again.n_answered == 1
+    nxt = again.next_trial()
+    assert nxt.stimulus in ids[:6] and nxt.stimulus != first.stimulus
+    again.close()
