@@ -33,6 +33,7 @@ class RunExperimentDialog(QDialog):
                  parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Run experiment")
+        self.setMinimumWidth(620)
         self.library_path, self.experiments_dir = library_path, Path(experiments_dir)
         form = QFormLayout(self)
         self.source = QComboBox()
@@ -46,7 +47,8 @@ class RunExperimentDialog(QDialog):
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
-        row.addWidget(self.design_edit)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.design_edit, 1)
         row.addWidget(browse)
         self.design_row = QWidget()
         self.design_row.setLayout(row)
@@ -117,6 +119,7 @@ class RunExperimentDialog(QDialog):
                 raise PerceptLabError("choose a design file")
         except PerceptLabError as exc:
             self.error.setText(str(exc))
+            self.adjustSize()
             return
         super().accept()
 
