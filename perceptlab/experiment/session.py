@@ -112,11 +112,16 @@ class ExperimentSession:
         self.session_id = session_id or _new_session_id()
         self.path = self._csv_path(self.session_id)
         self.answers: list[Answer] = []
-        if self.resumed:
-            self._read_existing()
-        else:
+        if not self.resumed:
             self._create()
         self._fh = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115 - kept open for the session
+        self._lock()  # before reading (and maybe repairing) the file
+        if self.resumed:
+            try:
+                self._read_existing()
+            except BaseException:
+                self._fh.close()
+                raise
 
     # ---- files
 
@@ -201,6 +206,20 @@ class ExperimentSession:
         if self.answers:
             self.notes.append(f"resumed session {self.session_id} of {self.participant} after "
                               f"{len(self.answers)} answered trials")
+
+    def _lock(self) -> None:
+        """One runner per trial file: an exclusive lock, released by the system when the process ends
+        (also by kill -9)."""
+        try:
+            import fcntl  # noqa: PLC0415 - POSIX only
+        except ImportError:  # pragma: no cover - Windows: no lock
+            return
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self._fh.close()
+            raise PerceptLabError(f"{self.path} is open in another runner (participant {self.participant})",
+                                  "finish or quit that runner first; its answers are saved") from exc
 
     def close(self) -> None:
         if not self._fh.closed:

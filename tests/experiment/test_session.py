@@ -46,6 +46,8 @@ def test_append_flush_and_resume(tmp_path):
     s.close()
     again = ExperimentSession(d, "P1", tmp_path)
     assert again.resumed and again.session_id == s.session_id and again.n_answered == 2
+    with pytest.raises(PerceptLabError, match="open in another runner"):
+        ExperimentSession(d, "P1", tmp_path)  # a second runner on the same file is refused
     assert again.next_trial().id == again.order[2].id
     while not again.done:
         t = again.next_trial()
