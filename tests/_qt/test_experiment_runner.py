@@ -202,3 +202,17 @@ def test_run_experiment_from_the_library_lands_in_data_without_mapping(make_wind
     assert table.df["is_catch"].sum() == 1
     assert w.tabs.currentWidget() is w.data
     assert not [c for c in dialogs.calls if c[0] == "critical"]
+
+
+def test_cli_run_experiment_auto_respond_prints_the_timing(qtbot, tmp_path, capsys):
+    from perceptlab.cli import main
+    from perceptlab.experiment.design import save_design
+
+    _images(tmp_path / "img", ["a", "b", "c"])
+    trials = [DesignTrial(id=n, stimulus=n, image=f"img/{n}.png") for n in "abc"]
+    path = save_design(Design(classes=["0", "1"], trials=trials, timing={"fixation_ms": 50, "stimulus_ms": 50}),
+                       tmp_path / "design.json")
+    assert main(["run-experiment", str(path), "--participant", "C1", "--auto-respond"]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 trials answered" in out and "share_within_one_frame" in out
+    assert len(_rows(next((tmp_path / "trials").glob("C1_*.csv")))) == 3
