@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--grid", metavar="PNG", help="prior: save a 10x10 grid of samples; robust: the input-gradient grid")
+    p.add_argument("--attack-n", type=int, help="robust: attack only the first N hold-out digits (default all)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--record", action="store_true", help="store the results as 'metrics' in each model's config")
     p.set_defaults(func=run)

@@ -213,10 +213,14 @@ def _enhance_table(args: argparse.Namespace) -> int:
 def eval_robust(args: argparse.Namespace, reg, folder: Path, device) -> dict:
     """``perceptlab eval robust``: clean and PGD accuracy on the hold-out; ``--grid``: input gradients of
     the true-class logit of 20 hold-out digits, robust vs the standard zoo models."""
+    import numpy as np  # noqa: PLC0415
+
     from perceptlab.engine.robust import ROBUST_EPS, ROBUST_EVAL_STEPS, ROBUST_NORM, input_gradients, robust_accuracy  # noqa: PLC0415
 
     data = mnist_from_args(args)
     held = data.held_out()
+    if getattr(args, "attack_n", None):
+        held = held.subset(np.arange(len(held)) < args.attack_n)
     model = reg.load("robust", device, kind="classifier")
     x, y = held.tensors()
     clean, robust = robust_accuracy(model, x.to(device), y.to(device), ROBUST_EPS, ROBUST_NORM, ROBUST_EVAL_STEPS)
@@ -232,8 +236,6 @@ def eval_robust(args: argparse.Namespace, reg, folder: Path, device) -> dict:
         print(f"{name} (standard training, same attack): clean {c:.4f}, robust {r:.4f}")
     if args.grid:
         from perceptlab.analysis.lwise_figures import image_grid  # noqa: PLC0415
-
-        import numpy as np  # noqa: PLC0415
 
         pick = np.linspace(0, len(held) - 1, 20).round().astype(int)
         xs, ys = x[pick].to(device), y[pick].to(device)
@@ -330,7 +332,7 @@ def _curriculum_analyze(args: argparse.Namespace) -> int:
     for spec in args.trials:
         path = spec.partition("=")[2] or spec
         head = pd.read_csv(path, nrows=5)
-        synthetic |= "synthetic" in head.columns and head["synthetic"].astype(str).str.lower().eq("true").any()
+        synthetic |= bool("synthetic" in head.columns and head["synthetic"].astype(str).str.lower().eq("true").any())
     summary = learning_summary(table)
     print(format_learning(summary, synthetic))
     if args.out:
