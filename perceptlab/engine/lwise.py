@@ -28,36 +28,11 @@ import torch
 from perceptlab.data.library import Stimulus, StimulusLibrary
 from perceptlab.engine.registry import Registry, default_registry, images_to_tensor
 from perceptlab.engine.robust import check_norm, logit_objective, pgd
+from perceptlab.data.difficulty import difficulty_of, logit_for, true_classes  # noqa: F401  (re-exported)
 from perceptlab.errors import PerceptLabError
 
 ROBUST_MODEL = "robust"
 ENHANCED_MODE = "enhanced"
-
-
-def true_classes(rec: Stimulus) -> list[int]:
-    """The class(es) whose logit measures a stimulus's difficulty (see the module docstring)."""
-    classes = [c for c in (rec.class_a, rec.class_b) if c is not None]
-    if not classes:
-        raise PerceptLabError(f"stimulus {rec.id} has no class (class_a is empty)",
-                              "difficulty needs the stimulus's label or its target pair")
-    return list(dict.fromkeys(classes))
-
-
-def difficulty_of(rec: Stimulus) -> float | None:
-    """The stored ground-truth logit (None: not computed yet)."""
-    d = rec.settings.get("difficulty") if isinstance(rec.settings, dict) else None
-    return None if not d else d.get("logit")
-
-
-def logit_for(rec: Stimulus, label: int | None = None) -> float | None:
-    """The stored robust logit of ``label`` (default: the ground-truth logit)."""
-    d = rec.settings.get("difficulty") if isinstance(rec.settings, dict) else None
-    if not d:
-        return None
-    if label is None:
-        return d.get("logit")
-    logits = d.get("logits") or []
-    return float(logits[label]) if 0 <= label < len(logits) else None
 
 
 @torch.no_grad()

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from perceptlab._qt.analysis.lwise import LwisePage
 from perceptlab._qt.analysis.plots import AgreementView, EntropyView, ModelHumanView, OutcomeView, RtView
 from perceptlab._qt.analysis.runner import recluster
 from perceptlab._qt.messages import show_error
@@ -92,6 +93,9 @@ class AnalysisPanel(QWidget):
             self.tabs.addTab(page, title)
             view.stimuliRequested.connect(self.show_stimuli)
         self.agreement.participantsRequested.connect(self.show_participant_pair)
+        self.lwise = LwisePage(session, self)  # L-WISE: difficulty vs error, learning curves
+        self.lwise.message.connect(self.message)
+        self.tabs.addTab(self.lwise, "L-WISE")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.banner)

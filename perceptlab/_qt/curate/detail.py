@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from perceptlab._qt.widgets.images import pixmap_from_file, placeholder
 from perceptlab.analysis.choices import entropy_bits
 from perceptlab.analysis.transfer import describe as describe_observers
+from perceptlab.data.difficulty import describe as describe_lwise
 from perceptlab.data.library import Stimulus
 
 BIG = 224
@@ -112,6 +113,7 @@ class StimulusDetail(QWidget):
             f"<b>{rec.id}</b> — <b>{rec.status}</b><br>{rec.mode}, pair {pair}, guided by {who}<br>"
             f"{probs}, judge score {judge}<br>filter: {verdict}"
             + (f"<br>{observed}" if (observed := describe_observers(rec.probs, rec.class_a, rec.class_b)) else "")
+            + (f"<br>{lwise}" if (lwise := describe_lwise(rec)) else "")
         )
         rows = list(rec.probs.items())
         if choices is not None and np.sum(choices) > 0:
