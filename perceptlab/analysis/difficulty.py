@@ -21,7 +21,7 @@ def difficulty_table(df: pd.DataFrame, library) -> pd.DataFrame:
     """Columns stimulus_id, true_label, trials, errors, error_rate, logit (one row per stimulus and true
     label) from canonical trials ``df`` (``response``, ``true_label`` as class indices)."""
     from perceptlab.data.trial_stimuli import library_stimuli, resolve_stimuli  # noqa: PLC0415
-    from perceptlab.engine.lwise import logit_for  # noqa: PLC0415
+    from perceptlab.data.difficulty import logit_for  # noqa: PLC0415
 
     labelled = df[df["true_label"].notna()]
     if labelled.empty:
