@@ -5,12 +5,13 @@ condition, and a simulated learner (SYNTHETIC) whose accuracy improves with feed
 ``participant``, ``block``, ``phase`` and either ``correct`` or ``response`` + ``true_label``; the condition
 comes from a ``condition`` column or from the file each table was read from (``load_learning``).
 
-**Simulated learner (SYNTHETIC).** A perceptual template of sensitivity w (per participant, starting at
-``w0``). A stimulus's signal is its robust ground-truth logit z (engine/lwise.py) divided by ``scale``;
-the learner perceives the true class with probability ``p = sigmoid(gain * (w * z - threshold))`` and
-then answers it, else guesses uniformly among the classes (plus a lapse rate). After each feedback
-trial the template learns ``w += rate * 4 p (1 - p) * (w_max - w)``: feedback teaches most where the
-learner was unsure (p near 1/2); images it already sees clearly, or cannot see at all, teach little.
+**Simulated learner (SYNTHETIC).** A perceptual skill s per participant (starting uniformly in
+``skill0``). A stimulus's clarity z is its robust ground-truth logit (engine/lwise.py), standardised
+over the design (0 = a typical test image, ``standardized``); the learner perceives the true class
+with probability ``p = sigmoid(gain * (z + s))`` and then answers it, else guesses uniformly among the
+classes (plus a lapse rate). After each feedback trial the skill grows
+``s += rate * 4 p (1 - p) * (skill_max - s)``: feedback teaches most where the learner was unsure (p
+near 1/2); images it already sees clearly, or cannot see at all, teach little.
 An easy-to-hard order keeps the images near that edge as w grows (the mechanism a curriculum relies
 on); a shuffled order wastes the hard images early and the easy ones late. The test phase has no
 feedback and no learning.
@@ -36,12 +37,10 @@ LEARNER_NOTE = "SYNTHETIC: simulated learners (perceptlab curriculum simulate), 
 class LearnerSettings:
     participants: int = 20
     seed: int = 0
-    w0: tuple[float, float] = (0.25, 0.45)
-    w_max: float = 1.0
-    rate: float = 0.04
-    gain: float = 6.0
-    threshold: float = 1.0
-    scale: float | None = None  # None: the median positive logit of the test trials
+    skill0: tuple[float, float] = (-2.5, -1.5)  # novices: a typical unmodified image is seen with p < 0.01
+    skill_max: float = 1.0
+    rate: float = 0.05
+    gain: float = 3.0
     lapse: float = 0.02
 
     def to_dict(self) -> dict:
@@ -52,39 +51,48 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def standardized(logits: Mapping[str, float], designs: Sequence[Design]) -> dict[str, float]:
+    """z = (logit - median test-phase logit) / s.d. of every logit the designs use: 0 is a typical test image."""
+    used = {t.stimulus for d in designs for t in d.trials}
+    values = np.array([logits[k] for k in used if k in logits], float)
+    test = np.array([logits[t.stimulus] for d in designs for t in d.trials if t.phase == "test" and t.stimulus in logits])
+    center = float(np.median(test)) if len(test) else float(np.median(values))
+    spread = float(values.std()) or 1.0
+    return {k: (float(v) - center) / spread for k, v in logits.items()}
+
+
 def simulate_learners(designs: Sequence[Design], logits: Mapping[str, float], settings: LearnerSettings | None = None,
                       conditions: Sequence[str] | None = None) -> pd.DataFrame:
     """SYNTHETIC trial rows (OUTPUT_COLUMNS + ``condition``, ``synthetic``): ``settings.participants``
     learners per design; ``logits`` = {stimulus id: robust ground-truth logit}. Learners of different
-    designs with the same index share their starting sensitivity (a paired comparison)."""
+    designs with the same index share their starting skill (a paired comparison)."""
     from perceptlab.experiment.curriculum import condition_of  # noqa: PLC0415
 
     s = settings or LearnerSettings()
     conditions = list(conditions) if conditions else [condition_of(d) for d in designs]
-    test_z = [logits[t.stimulus] for d in designs for t in d.trials if t.phase == "test" and t.stimulus in logits]
-    scale = s.scale or float(np.median([z for z in test_z if z > 0] or [1.0]))
-    rows = []
-    for design, condition in zip(designs, conditions):
+    for design in designs:
         missing = sorted({t.stimulus for t in design.trials} - set(logits))
         if missing:
             raise PerceptLabError(f"design {design.name}: no difficulty for stimulus {missing[0]}",
                                   "compute it first: perceptlab difficulty LIB")
+    z = standardized(logits, designs)
+    rows = []
+    start = np.random.default_rng(s.seed).uniform(*s.skill0, size=s.participants)
+    for design, condition in zip(designs, conditions):
         classes = list(design.classes)
         order = presentation_order(design)
-        start = np.random.default_rng(s.seed).uniform(*s.w0, size=s.participants)
         for p in range(s.participants):
             rng = np.random.default_rng([s.seed, p, 1 + conditions.index(condition)])
-            w = float(start[p])
+            skill = float(start[p])
             for k, t in enumerate(order):
-                z = logits[t.stimulus] / scale
-                perceive = float(_sigmoid(s.gain * (w * z - s.threshold)))
+                perceive = float(_sigmoid(s.gain * (z[t.stimulus] + skill)))
                 truth = classes.index(t.true_label)
                 if rng.random() < s.lapse or rng.random() >= perceive:
                     answer = int(rng.integers(len(classes)))
                 else:
                     answer = truth
-                if t.feedback:
-                    w += s.rate * 4 * perceive * (1 - perceive) * (s.w_max - w)  # most where uncertain
+                if t.feedback:  # feedback teaches most where the learner was unsure
+                    skill += s.rate * 4 * perceive * (1 - perceive) * (s.skill_max - skill)
                 rows.append({
                     "participant": f"sim-{condition}-{p:03d}", "stimulus": t.stimulus, "response": classes[answer],
                     "rt_ms": None, "trial_index": k, "is_catch": t.is_catch, "true_label": t.true_label,

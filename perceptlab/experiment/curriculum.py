@@ -1,9 +1,10 @@
 """L-WISE curriculum designs (seed 003, mechanism 3): a learning experiment in the perceptlab-design/1 format.
 
-Train phase: ``len(eps)`` blocks of ``per_block`` choice trials with feedback after each choice; block b
-shows training digits enhanced at ``eps[b]`` (decreasing block by block: easy → hard; ε = 0 is the
-unmodified digit), and within a block the trials are ordered by the robust model's difficulty (highest
-ground-truth logit first). Test phase (the last block): unmodified held-out digits, no feedback.
+Train phase: ``len(eps)`` blocks of ``per_block`` choice trials with feedback after each choice. The
+training digits are ordered easy → hard by the robust model's ground-truth logit of the unmodified
+digit (the easiest ``len(eps) * per_block`` are used); block b shows the next ``per_block`` of them
+enhanced at ``eps[b]`` (decreasing block by block; ε = 0 is the unmodified digit), and within a block
+the trials are ordered by the enhanced image's logit (highest first). Test phase (the last block): unmodified held-out digits, no feedback.
 
 The shuffled control has exactly the same train and test trials; the train trials are dealt to the
 train blocks in a random (seeded) order, so each control block mixes all ε. Both designs keep their
@@ -79,10 +80,11 @@ def build_curriculum(library: StimulusLibrary, train_ids: Sequence[str], test_id
     if set(train_ids) & set(test_ids):
         raise PerceptLabError("the train and test stimuli overlap", "test on digits the participant never trained on")
     classes = [str(c) for c in classes]
-    compute_difficulty(library, [*train_ids[:need], *test_ids], registry, spec.model, device)
+    clarity = compute_difficulty(library, [*train_ids, *test_ids], registry, spec.model, device)
+    pool = sorted(train_ids, key=lambda i: -clarity[i])[:need]  # the set ordered easy -> hard
     train: list[DesignTrial] = []
     for b, eps in enumerate(spec.eps):
-        sources = list(train_ids[b * spec.per_block : (b + 1) * spec.per_block])
+        sources = pool[b * spec.per_block : (b + 1) * spec.per_block]
         shown = (enhance_library(library, sources, eps, spec.norm, spec.steps, registry=registry, model=spec.model,
                                  device=device) if eps > 0 else sources)
         recs = [library.get(i) for i in shown]
