@@ -201,8 +201,11 @@ def _enhance_table(args: argparse.Namespace) -> int:
     if args.grid:
         from perceptlab.analysis.lwise_figures import image_grid  # noqa: PLC0415
 
+        import numpy as np  # noqa: PLC0415
+
         net = default_registry().load(table["model"], device, kind="classifier")
-        cols = [enhance(net, images[:20], labels[:20], e, args.norm, args.steps, harder=args.harder, device=device)
+        sel = np.linspace(0, len(images) - 1, min(20, len(images))).round().astype(int)  # every class
+        cols = [enhance(net, images[sel], labels[sel], e, args.norm, args.steps, harder=args.harder, device=device)
                 for e in eps]
         print(f"wrote {image_grid(cols, [False] * len(cols), args.grid)} (columns: ε = {', '.join(map(str, eps))})")
     if args.json:

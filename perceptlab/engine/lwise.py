@@ -127,13 +127,13 @@ def enhance_library(library: StimulusLibrary, ids: Sequence[str], eps: float, no
 
 def zoo_true_probability(images: np.ndarray, labels: np.ndarray, names: Sequence[str], registry: Registry | None = None,
                          device="cpu") -> dict[str, float]:
-    """Mean probability of the true class under each named classifier."""
+    """Mean probability of the true class under each named classifier (or independent observer)."""
     reg = registry or default_registry()
     x = images_to_tensor(images)
     y = torch.as_tensor(np.asarray(labels, dtype=np.int64))
     out = {}
     for n in names:
-        m = reg.load(n, device, kind="classifier")
+        m = reg.load(n, device)
         with torch.no_grad():
             p = torch.cat([torch.softmax(m(x[s : s + 500].to(device)), 1).cpu() for s in range(0, len(x), 500)])
         out[n] = float(p.gather(1, y.view(-1, 1)).mean())
@@ -144,15 +144,18 @@ def enhancement_table(images: np.ndarray, labels: np.ndarray, eps_list: Sequence
                       registry: Registry | None = None, model: str = ROBUST_MODEL, device="cpu",
                       harder: bool = False) -> dict:
     """{"zoo": names, "rows": [{"eps", "probs": {name: mean true-class probability}}]} for images
-    enhanced at each ε (ε = 0: unmodified); every builtin classifier of the registry is measured."""
+    enhanced at each ε (ε = 0: unmodified); every builtin classifier of the registry is measured, and the
+    independent observers (never used to make the images), listed in "observers"."""
     reg = registry or default_registry()
     entries = reg.entries()
-    names = [n for n, e in entries.items() if e.kind == "classifier" and e.builtin]
+    zoo = [n for n, e in entries.items() if e.kind == "classifier" and e.builtin]
+    observers = [n for n, e in entries.items() if e.kind == "observer" and e.builtin]
+    names = zoo + observers
     net = reg.load(model, device, kind="classifier")
     rows = []
     for eps in eps_list:
         x = enhance(net, images, labels, eps, norm, steps, harder=harder, device=device)
         x = to_uint8(x)  # measured as stored: 8-bit PNG pixels
         rows.append({"eps": float(eps), "probs": zoo_true_probability(x, labels, names, reg, device)})
-    return {"zoo": names, "norm": norm, "steps": steps, "model": model, "harder": harder, "n": int(len(labels)),
+    return {"zoo": names, "observers": observers, "norm": norm, "steps": steps, "model": model, "harder": harder, "n": int(len(labels)),
             "rows": rows}
