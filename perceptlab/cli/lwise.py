@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--from-holdout", metavar="N_TEST", type=int,
                    help="add hold-out MNIST digits to the library instead: the train ones and N_TEST test ones")
     add_mnist_args(b)
-    b.add_argument("--eps", default="3,2,1,0", help="ε per train block, decreasing (default 3,2,1,0)")
+    b.add_argument("--eps", default="6,4,2,0", help="ε per train block, decreasing ([-1, 1] pixel units; default 6,4,2,0)")
     b.add_argument("--norm", choices=["l2", "linf"], default="l2")
     b.add_argument("--steps", type=int, default=10)
     b.add_argument("--per-block", type=int, default=20)

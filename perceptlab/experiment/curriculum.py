@@ -33,7 +33,7 @@ CONDITIONS = ("curriculum", "control")
 
 @dataclass
 class CurriculumSpec:
-    eps: list[float] = field(default_factory=lambda: [3.0, 2.0, 1.0, 0.0])
+    eps: list[float] = field(default_factory=lambda: [6.0, 4.0, 2.0, 0.0])
     norm: str = "l2"
     steps: int = 10
     per_block: int = 20
