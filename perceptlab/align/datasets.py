@@ -39,6 +39,9 @@ class AlignData:
     source: str = ""
     split_settings: SplitSettings = field(default_factory=SplitSettings)
     notes: list[str] = field(default_factory=list)
+    # (S, C) per-stimulus training targets given from outside (a soft-label set, seeds/004); used instead
+    # of the choice distribution when the recipe asks for soft labels
+    soft_targets: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
@@ -61,6 +64,8 @@ class AlignData:
             h.update("\x1f".join(cols[col].tolist()).encode())
             h.update(b"\x1e")
         h.update(self.image_hash.encode())
+        if self.soft_targets is not None:
+            h.update(np.ascontiguousarray(self.soft_targets, dtype=np.float32).tobytes())
         return h.hexdigest()[:16]
 
     @cached_property

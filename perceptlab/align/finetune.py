@@ -111,14 +111,18 @@ def _load_start(start: str | FinetuneResult, registry: Registry, device: torch.d
 
 
 @torch.no_grad()
-def _val_metrics(top: nn.Module, feats: torch.Tensor, rows: torch.Tensor, responses: torch.Tensor) -> dict:
+def _val_metrics(top: nn.Module, feats: torch.Tensor, rows: torch.Tensor, responses: torch.Tensor,
+                 soft: torch.Tensor | None = None) -> dict:
+    """Loss against the responses, or against ``soft`` targets per row (a soft-label set); accuracy
+    always against the responses."""
     was = top.training
     top.eval()
     loss_sum, correct = 0.0, 0
     for s in range(0, len(rows), EVAL_CHUNK):
         logits = top(feats[rows[s : s + EVAL_CHUNK]])
         y = responses[s : s + EVAL_CHUNK].to(logits.device)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        target = y if soft is None else soft[s : s + EVAL_CHUNK].to(logits.device)
+        loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
     top.train(was)
     n = max(1, len(rows))
@@ -176,6 +180,9 @@ def _finetune(
         banks["mnist"] = ImageBank(f"mnist-train:{mnist_train.fingerprint()}", mnist_train.tensors()[0])
     val_sidx = torch.tensor(val_rows["sidx"].to_numpy(np.int64), dtype=torch.long)
     val_resp = torch.tensor(val_rows["response"].to_numpy(np.int64), dtype=torch.long)
+    val_soft = None  # a soft-label set is also the validation target
+    if recipe.soft_labels and data.soft_targets is not None:
+        val_soft = torch.from_numpy(np.asarray(data.soft_targets, np.float32)[val_rows["sidx"].to_numpy()])
     needed: dict[str, list[torch.Tensor]] = {"stimuli": [val_sidx], "mnist": []}
     for epoch_plan in plan:
         for step in epoch_plan:
@@ -197,7 +204,7 @@ def _finetune(
         {
             "epoch": 0,
             "train_loss": None,
-            **_val_metrics(top, feats["stimuli"], val_sidx, val_resp),
+            **_val_metrics(top, feats["stimuli"], val_sidx, val_resp, val_soft),
             "seconds": round(time.perf_counter() - t0, 3),
         }
     ]
@@ -228,7 +235,7 @@ def _finetune(
         rec = {
             "epoch": epoch,
             "train_loss": running / max(1, seen),
-            **_val_metrics(top, feats["stimuli"], val_sidx, val_resp),
+            **_val_metrics(top, feats["stimuli"], val_sidx, val_resp, val_soft),
             "seconds": round(time.perf_counter() - t0, 3),
         }
         history.append(rec)

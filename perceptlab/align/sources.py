@@ -55,10 +55,13 @@ def _one_hot(labels: np.ndarray, n_classes: int) -> torch.Tensor:
 
 def _trial_targets(data: AlignData, rows, reference, recipe: FinetuneRecipe) -> torch.Tensor:
     """Hard one-hot responses, or the smoothed choice distribution of each trial's stimulus over the
-    ``reference`` trials (seeds/004: omega * human distribution + (1 - omega) * uniform)."""
+    ``reference`` trials (seeds/004: omega * human distribution + (1 - omega) * uniform); with
+    ``data.soft_targets`` (a soft-label set) those per-stimulus targets instead, as given."""
     c = data.n_classes
     if not recipe.soft_labels:
         return _one_hot(rows["response"].to_numpy(), c)
+    if data.soft_targets is not None:
+        return torch.from_numpy(np.asarray(data.soft_targets, dtype=np.float32)[rows["sidx"].to_numpy()])
     counts = data.choice_counts(reference).astype(np.float64)
     n = counts.sum(axis=1, keepdims=True)
     dist = np.divide(counts, n, out=np.full_like(counts, 1.0 / c), where=n > 0)

@@ -261,6 +261,9 @@ def _register_align(sub: argparse._SubParsersAction) -> None:
         "--skip-unmatched", action="store_true", help="leave out trials whose stimulus has no image (counted)"
     )
     p.add_argument("--mnist", metavar="DIR", help="MNIST folder (IDX/.npz) to mix in; default: the built-in subset")
+    p.add_argument("--soft-targets", metavar="FILE",
+                   help="a soft-label set (CSV/npz of 'perceptlab mixup soft-labels'): train toward its per-stimulus "
+                   "targets (implies --soft-labels)")
     _recipe_args(p)
     add_cluster_args(p)  # --workers / --scheduler: the IndivNets as parallel tasks
     p.set_defaults(func=run_align)
@@ -304,6 +307,12 @@ def run_align(args: argparse.Namespace) -> int:
     )
     for pid in args.participants or []:
         data.check_participant(pid)  # still there after catch / unmatched trials were left out
+    if getattr(args, "soft_targets", None):
+        from perceptlab.analysis.soft_labels import attach_soft_targets  # noqa: PLC0415
+
+        data = attach_soft_targets(data, args.soft_targets)
+        recipe = recipe.replace(soft_labels=True)
+        print(f"soft targets: {args.soft_targets} ({len(data.stimuli)} stimuli)")
     s = data.summary()["split"]
     print(
         f"split by stimulus: train {s['train']['trials']} trials / {s['train']['stimuli']} stimuli, "

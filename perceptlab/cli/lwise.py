@@ -96,7 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--per-block", type=int, default=20)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--name", default="lwise")
-    b.add_argument("--no-jspsych", action="store_true")
+    b.add_argument("--no-jspsych", action="store_true", help="write the designs only")
+    b.add_argument("--jspsych-from", metavar="DIR", help="an npm install to copy jsPsych 8 and the plugins from")
     b.add_argument("--device", default="auto")
     b.set_defaults(func=_curriculum_build)
     s = csub.add_parser("simulate", help="SYNTHETIC learners on the two designs of a build")
@@ -280,7 +281,8 @@ def _curriculum_build(args: argparse.Namespace) -> int:
             if not args.no_jspsych:
                 from perceptlab.data.export_curriculum import export_curriculum_jspsych  # noqa: PLC0415
 
-                print(f"  jsPsych: {export_curriculum_jspsych(d, lib, out / f'jspsych-{cond}')}")
+                index = export_curriculum_jspsych(d, lib, out / f"jspsych-{cond}", jspsych_from=args.jspsych_from)
+                print(f"  jsPsych: {index}")
     return 0
 
 

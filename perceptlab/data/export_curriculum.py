@@ -1,8 +1,8 @@
 """jsPsych 8 export of a learning experiment (an L-WISE curriculum or its shuffled control design).
 
-The folder is the library export's (``perceptlab.data.export``: the same ``index.html``, ``jspsych/`` to
-fill, ``images/`` and ``stimuli.csv``, the same safety rules for the output folder) with a
-``timeline.js`` that follows the design's presentation order: per trial a fixation cross, the image
+The folder is laid out like the library export's (``perceptlab.data.export``: ``jspsych/`` to fill with
+the kit's files (``perceptlab.data.jspsych_kit``), ``images/`` and ``stimuli.csv``, the same safety rules
+for the output folder), with its own ``index.html`` and a ``timeline.js`` that follows the design's presentation order: per trial a fixation cross, the image
 for the design's stimulus time with one button per class, and on feedback trials a feedback screen
 (``jsPsychHtmlKeyboardResponse``: "Correct" / "Incorrect — it was X", 1 s) right after the choice. A
 message opens the test phase (no feedback). The design itself is written beside it as ``design.json``.
@@ -15,11 +15,13 @@ Recorded rows (the choice trials only): ``response`` (button index), ``response_
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
 from perceptlab import __version__
 from perceptlab.data import export
+from perceptlab.data.jspsych_kit import fill_jspsych, jspsych_files
 from perceptlab.data.library import StimulusLibrary
 from perceptlab.errors import PerceptLabError
 from perceptlab.experiment.design import Design, presentation_order, save_design
@@ -125,31 +127,85 @@ function perceptlabTimeline(jsPsych) {{
 """
 
 
+LAYOUT = "buttons-with-image"  # jspsych_kit: html-keyboard, image-button and preload plugins
+
+
+def _index_html(title: str) -> str:
+    """The page: loads jspsych/ (the kit's files for LAYOUT), says which are missing, else runs
+    ``perceptlabTimeline`` and saves the data as CSV at the end."""
+    files = jspsych_files(LAYOUT)
+    scripts = "\n".join(f'    <script src="{export.JSPSYCH_DIR}/{f.name}"></script>' for f in files if f.global_name)
+    needed = json.dumps([[f.global_name, f"{export.JSPSYCH_DIR}/{f.name}"] for f in files if f.global_name])
+    return f"""<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <title>{html.escape(title)}</title>
+{scripts}
+    <link rel="stylesheet" href="{export.JSPSYCH_DIR}/jspsych.css" />
+    <script src="timeline.js"></script>
+    <style> img {{ image-rendering: pixelated; }} </style>
+  </head>
+  <body>
+    <script>
+      const missing = {needed}.filter(([g]) => typeof window[g] === "undefined").map(([, f]) => f);
+      if (missing.length > 0) {{
+        document.body.innerHTML = "<h2>jsPsych is not installed in this folder yet</h2><p>Missing: " +
+          missing.join(", ") + "</p><p>Fill jspsych/ as README.md explains, then reload.</p>";
+      }} else {{
+        const subject = new URLSearchParams(window.location.search).get("subject") ||
+          "p" + Math.random().toString(36).slice(2, 10);
+        const jsPsych = initJsPsych({{ on_finish: () => {{
+          const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+          jsPsych.data.get().filter({{ task: "choice" }}).localSave("csv", `perceptlab_learning_${{subject}}_${{stamp}}.csv`);
+        }} }});
+        jsPsych.data.addProperties({{ participant: subject }});
+        jsPsych.run(perceptlabTimeline(jsPsych));
+      }}
+    </script>
+  </body>
+</html>
+"""
+
+
 def _readme(design: Design, n_images: int) -> str:
+    files = jspsych_files(LAYOUT)
+    curls = "\n".join(f"curl -fL -o {export.JSPSYCH_DIR}/{f.name} https://unpkg.com/{f.package}@{f.major}/{f.path}"
+                       for f in files)
     return f"""# PerceptLab learning experiment `{design.name}` (jsPsych 8)
 
 Exported by PerceptLab {__version__}: {len(design.trials)} trials ({n_images} images), fixed order —
 train blocks with feedback after each choice (1 s), then a test phase on unmodified images without
 feedback. `design.json` is the same experiment for PerceptLab's runner.
 
-Open `index.html?subject=P01` once `jspsych/` is filled (the same files as the digit export:
-{", ".join(f"`{n}`" for n in export.JSPSYCH_FILES)}; see the README of `perceptlab library export --format
-jspsych` for the npm and CDN commands). The choice trials are saved as CSV at the end; analyse them with
-`perceptlab curriculum analyze --trials curriculum=A.csv --trials control=B.csv`.
+Fill `{export.JSPSYCH_DIR}/` before opening `index.html?subject=P01` (nothing is fetched at run time), from
+an npm install with `perceptlab curriculum build ... --jspsych-from DIR`, or from the CDN:
+
+```sh
+mkdir -p {export.JSPSYCH_DIR}
+{curls}
+```
+
+The choice trials are saved as CSV at the end (columns `participant`, `response` (button index),
+`response_label`, `correct`, `true_label`, `block`, `phase`, `condition`, ...); analyse them with
+`perceptlab curriculum analyze --trials A.csv --trials B.csv` (the rows carry their condition).
 """
 
 
 def export_curriculum_jspsych(design: Design, library: StimulusLibrary, out_dir: str | Path, image_px: int = 224,
-                              title: str = "Learning experiment") -> Path:
-    """Write the jsPsych folder of a learning-experiment design; returns its index.html."""
+                              title: str = "Learning experiment", jspsych_from: str | Path | None = None) -> Path:
+    """Write the jsPsych folder of a learning-experiment design; returns its index.html. ``jspsych_from``:
+    an npm install to copy jsPsych and the plugins from (else README.md says how to fill ``jspsych/``)."""
     ids = list(dict.fromkeys(t.stimulus for t in design.trials))
     records = [library.get(i) for i in ids]
     out = export._prepare(library, out_dir, "jspsych-learning", None, len(records))
     with export._write_errors(out):
         (out / export.JSPSYCH_DIR).mkdir(exist_ok=True)
         (out / "timeline.js").write_text(_timeline_js(design, image_px), encoding="utf-8")
-        (out / "index.html").write_text(export._index_html(title), encoding="utf-8")
+        (out / "index.html").write_text(_index_html(title), encoding="utf-8")
         (out / "README.md").write_text(_readme(design, len(records)), encoding="utf-8")
         export._write_common(library, out, records, "jspsych-learning", None)
         save_design(design, out / "design.json")
+        if jspsych_from is not None:
+            fill_jspsych(out / export.JSPSYCH_DIR, jspsych_from, LAYOUT)
     return out / "index.html"

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from perceptlab._qt.analysis.lwise import LwisePage
+from perceptlab._qt.analysis.mixup import MixupView
 from perceptlab._qt.analysis.plots import AgreementView, EntropyView, ModelHumanView, OutcomeView, RtView
 from perceptlab._qt.analysis.runner import recluster
 from perceptlab._qt.messages import show_error
@@ -93,6 +94,9 @@ class AnalysisPanel(QWidget):
             self.tabs.addTab(page, title)
             view.stimuliRequested.connect(self.show_stimuli)
         self.agreement.participantsRequested.connect(self.show_participant_pair)
+        self.mixup = MixupView(self)  # its own trials and design (pick / slider trials), seeds/004
+        self.mixup.message.connect(self.message)
+        self.tabs.addTab(self.mixup, "Mixup")
         self.lwise = LwisePage(session, self)  # L-WISE: difficulty vs error, learning curves
         self.lwise.message.connect(self.message)
         self.tabs.addTab(self.lwise, "L-WISE")

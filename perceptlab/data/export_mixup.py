@@ -1,0 +1,273 @@
+"""A mixup design (pick / slider / choice trials) as a ready-to-run jsPsych 8 experiment, and its data read
+back in the canonical trial layout.
+
+Plugins (jsPsych 8): ``@jspsych/plugin-html-keyboard-response`` (instructions, fixation),
+``@jspsych/plugin-html-button-response`` (the pick trial: the pair's images are the buttons; the
+confidence rating 1-5; choice trials' class buttons), ``@jspsych/plugin-image-slider-response`` (the
+slider trial: labels class_a / class_b, 0..100 mapped to lambda 0..1), ``@jspsych/plugin-preload``.
+The export folder holds ``index.html``, ``timeline.js`` (the trials as JSON, in the design's order),
+``images/``, ``design.json``, ``README.md`` and an empty ``jspsych/`` to fill (README says how).
+
+Every response trial records ``perceptlab_kind``, ``perceptlab_trial`` (the design trial id),
+``stimulus_id`` and ``perceptlab_response`` (chosen stimulus id for pick, lambda for slider, class name
+for choice); confidence rows record ``perceptlab_confidence``. :func:`read_mixup_results` turns a jsPsych
+CSV/JSON or the in-app runner's canonical CSV into one row per response trial.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from perceptlab import __version__
+from perceptlab.data.export import image_problem
+from perceptlab.errors import PerceptLabError
+from perceptlab.experiment.design import OUTPUT_COLUMNS, Design, load_design, presentation_order, save_design
+
+PLUGINS = (  # (npm package, global, file in jspsych/)
+    ("jspsych", "initJsPsych", "jspsych.js"),
+    ("@jspsych/plugin-html-keyboard-response", "jsPsychHtmlKeyboardResponse", "plugin-html-keyboard-response.js"),
+    ("@jspsych/plugin-html-button-response", "jsPsychHtmlButtonResponse", "plugin-html-button-response.js"),
+    ("@jspsych/plugin-image-slider-response", "jsPsychImageSliderResponse", "plugin-image-slider-response.js"),
+    ("@jspsych/plugin-preload", "jsPsychPreload", "plugin-preload.js"),
+)
+MARKER = "perceptlab-mixup-export.json"
+KIND_TASKS = {"pick": "mixup-pick", "slider": "mixup-slider", "choice": "mixup-choice"}
+
+
+def timeline_trials(design: Design) -> list[dict]:
+    """The design's trials in presentation order as the plain records ``timeline.js`` holds."""
+    out = []
+    for t in presentation_order(design):
+        rec = {"id": t.id, "kind": t.kind, "stimulus": t.stimulus, "block": t.block, "phase": t.phase,
+               "is_catch": t.is_catch, "true_label": t.true_label}
+        if t.kind == "pick":
+            rec.update(images=list(t.options["images"]), stimuli=list(t.options["stimuli"]),
+                       lambdas=list(t.options["lambdas"]), class_a=t.options["class_a"], class_b=t.options["class_b"])
+        else:
+            rec.update(image=t.image, class_a=t.options.get("class_a"), class_b=t.options.get("class_b"),
+                       confidence=bool(t.options.get("confidence", t.kind == "slider")))
+        out.append(rec)
+    return out
+
+
+def export_mixup_jspsych(design_path: str | Path, out_dir: str | Path, image_px: int = 168) -> Path:
+    """Write a jsPsych 8 experiment for the design at ``design_path`` into ``out_dir``; returns index.html."""
+    design_path = Path(design_path)
+    design = load_design(design_path)
+    if image_px <= 0:
+        raise PerceptLabError(f"--image-px {image_px}", "use a positive size in pixels")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise PerceptLabError(f"{out} is not empty and is not a previous mixup export (no {MARKER})",
+                              "pick a new or empty folder")
+    images = sorted({p for t in design.trials for p in ([t.image] if t.image else []) + list(t.options.get("images") or [])})
+    for rel in images:
+        why = image_problem(design_path.parent / rel)
+        if why:
+            raise PerceptLabError(f"{design_path.parent / rel}: {why}", "re-write the design with `perceptlab mixup design`")
+    (out / "jspsych").mkdir(parents=True, exist_ok=True)
+    for rel in images:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(design_path.parent / rel, out / rel)
+    save_design(design, out / "design.json")
+    (out / "timeline.js").write_text(_timeline_js(design, image_px), encoding="utf-8")
+    (out / "index.html").write_text(_index_html(design.name), encoding="utf-8")
+    (out / "README.md").write_text(_readme(design), encoding="utf-8")
+    (out / MARKER).write_text(json.dumps({"design": design.name, "trials": len(design.trials),
+                                          "perceptlab": __version__}, indent=2) + "\n", encoding="utf-8")
+    return out / "index.html"
+
+
+def _timeline_js(design: Design, image_px: int) -> str:
+    trials = ",\n".join("  " + json.dumps(r) for r in timeline_trials(design))
+    fix, stim = int(design.fixation_ms), int(design.stimulus_ms)
+    return f"""// Generated by PerceptLab {__version__} from design {json.dumps(design.name)} (order_seed {design.order_seed}).
+// Mixing convention: lambda = share of class_b (slider 0 = all class_a, 100 = all class_b).
+const PERCEPTLAB_TRIALS = [
+{trials}
+];
+const PERCEPTLAB_INSTRUCTIONS = {json.dumps(design.instructions)};
+const PERCEPTLAB_ORDER_SEED = {design.order_seed};
+
+function perceptlabTimeline(jsPsych) {{
+  const px = {image_px};
+  const img = (src) => `<img src="${{src}}" width="${{px}}" height="${{px}}" style="image-rendering: pixelated;">`;
+  const base = (t) => ({{ perceptlab_kind: t.kind, perceptlab_trial: t.id, stimulus_id: t.stimulus, block: t.block,
+    phase: t.phase, is_catch: t.is_catch, true_label: t.true_label, class_a: t.class_a, class_b: t.class_b,
+    order_seed: PERCEPTLAB_ORDER_SEED }});
+  const fixation = {{ type: jsPsychHtmlKeyboardResponse, stimulus: '<div style="font-size: 60px;">+</div>',
+    choices: "NO_KEYS", trial_duration: {fix}, record_data: false }};
+  const confidence = (t) => ({{ type: jsPsychHtmlButtonResponse,
+    stimulus: "<p>How confident are you? (1 = guessing, 5 = certain)</p>", choices: ["1", "2", "3", "4", "5"],
+    data: {{ ...base(t), perceptlab_kind: "confidence" }},
+    on_finish: (d) => {{ d.perceptlab_confidence = d.response + 1; }} }});
+  const timeline = [
+    {{ type: jsPsychPreload, images: PERCEPTLAB_TRIALS.flatMap((t) => t.images || [t.image]).filter(Boolean),
+       show_detailed_errors: true, record_data: false }},
+    {{ type: jsPsychHtmlKeyboardResponse, stimulus: `<p>${{PERCEPTLAB_INSTRUCTIONS}}</p><p>Press any key to start.</p>`,
+       record_data: false }},
+  ];
+  for (const t of PERCEPTLAB_TRIALS) {{
+    if (t.kind === "pick") {{
+      timeline.push({{ type: jsPsychHtmlButtonResponse,
+        stimulus: `<p>Which image is an even mix of <b>${{t.class_a}}</b> and <b>${{t.class_b}}</b>?</p>`,
+        choices: t.images, button_html: (src) => `<button class="jspsych-btn">${{img(src)}}</button>`,
+        data: base(t),
+        on_finish: (d) => {{ d.perceptlab_response = t.stimuli[d.response]; d.perceptlab_lambda = t.lambdas[d.response]; }} }});
+    }} else if (t.kind === "slider") {{
+      timeline.push(fixation);
+      timeline.push({{ type: jsPsychImageSliderResponse, stimulus: t.image, stimulus_height: px, stimulus_width: px,
+        render_on_canvas: false,
+        stimulus_duration: {stim if stim > 0 else "null"}, labels: [t.class_a, t.class_b], min: 0, max: 100, slider_start: 50,
+        require_movement: true, prompt: `<p>How much <b>${{t.class_a}}</b> (left) and <b>${{t.class_b}}</b> (right)?</p>`,
+        data: base(t), on_finish: (d) => {{ d.perceptlab_response = d.response / 100; }} }});
+      if (t.confidence) timeline.push(confidence(t));
+    }} else {{
+      timeline.push(fixation);
+      timeline.push({{ type: jsPsychHtmlButtonResponse, stimulus: img(t.image), stimulus_duration: {stim if stim > 0 else "null"},
+        choices: {json.dumps(design.classes)}, data: base(t),
+        on_finish: (d) => {{ d.perceptlab_response = {json.dumps(design.classes)}[d.response]; }} }});
+      if (t.confidence) timeline.push(confidence(t));
+    }}
+  }}
+  return timeline;
+}}
+"""
+
+
+def _index_html(title: str) -> str:
+    scripts = "\n".join(f'    <script src="jspsych/{f}"></script>' for _, _, f in PLUGINS)
+    needed = json.dumps([[g, f] for _, g, f in PLUGINS])
+    return f"""<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <title>{html.escape(title)}</title>
+{scripts}
+    <link rel="stylesheet" href="jspsych/jspsych.css" />
+    <script src="timeline.js"></script>
+    <style> img {{ image-rendering: pixelated; }} </style>
+  </head>
+  <body>
+    <script>
+      const missing = {needed}.filter(([g]) => typeof window[g] === "undefined").map(([, f]) => f);
+      if (missing.length > 0) {{
+        document.body.innerHTML = "<h2>jsPsych is not installed in this folder yet</h2><p>Missing: " +
+          missing.join(", ") + "</p><p>Fill jspsych/ as README.md explains, then reload.</p>";
+      }} else {{
+        const subject = new URLSearchParams(window.location.search).get("subject") ||
+          "p" + Math.random().toString(36).slice(2, 10);
+        const jsPsych = initJsPsych({{ on_finish: () => {{
+          const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+          jsPsych.data.get().localSave("csv", `perceptlab_mixup_${{subject}}_${{stamp}}.csv`);
+        }} }});
+        jsPsych.data.addProperties({{ subject: subject }});
+        jsPsych.run(perceptlabTimeline(jsPsych));
+      }}
+    </script>
+  </body>
+</html>
+"""
+
+
+def _readme(design: Design) -> str:
+    files = "\n".join(f"curl -fL -o jspsych/{f} https://unpkg.com/{pkg}@{'8' if pkg == 'jspsych' else '2'}/dist/index.browser.min.js"
+                      for pkg, _, f in PLUGINS)
+    kinds = pd.Series([t.kind for t in design.trials]).value_counts().to_dict()
+    return f"""# PerceptLab mixup experiment (jsPsych 8)
+
+Design `{design.name}`: {", ".join(f"{n} {k} trials" for k, n in kinds.items())}. Lambda = share of class_b.
+Pick trials show a pair's mixed images as buttons; slider trials ask how much of each class (0..100 ->
+lambda 0..1), then a confidence rating 1-5.
+
+Fill `jspsych/` before opening `index.html?subject=P01` (nothing is fetched at run time):
+
+```sh
+{files}
+curl -fL -o jspsych/jspsych.css https://unpkg.com/jspsych@8/css/jspsych.css
+```
+
+The data are saved as CSV by the browser; read them with `perceptlab mixup analyze FILE --design design.json`.
+"""
+
+
+# --------------------------------------------------------------------------- reading results back
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                data = data.get("trials", data.get("data", []))
+            return pd.DataFrame(data)
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise PerceptLabError(f"{path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise PerceptLabError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise PerceptLabError(f"{path}: not a readable CSV ({exc})", "save the data as CSV or JSON") from None
+
+
+def read_mixup_results(path: str | Path) -> pd.DataFrame:
+    """Response trials of a mixup experiment, one row each, in the canonical layout (``participant,
+    stimulus, response, rt_ms, trial_index, kind, block, phase, confidence, ...``): from a jsPsych export
+    of :func:`export_mixup_jspsych` (CSV or JSON) or from the runner's canonical CSV. ``response`` is the
+    chosen stimulus id (pick), lambda (slider, as text) or the class name (choice)."""
+    path = Path(path)
+    raw = _read_table(path)
+    if raw.empty:
+        raise PerceptLabError(f"{path}: no rows")
+    if "perceptlab_kind" in raw.columns:
+        out = _from_jspsych(raw.astype(object).where(raw.notna(), ""), path)
+    elif {"participant", "stimulus", "response", "kind"} <= set(raw.columns):
+        out = raw.copy()
+        out["line"] = range(2, len(out) + 2)
+    else:
+        raise PerceptLabError(f"{path}: neither a mixup jsPsych export (no perceptlab_kind column) nor a "
+                              "canonical trial file (participant, stimulus, response, kind)",
+                              "export the experiment with `perceptlab mixup export`, or use the runner's CSV")
+    for col in OUTPUT_COLUMNS:
+        if col not in out.columns:
+            out[col] = ""
+    out = out[out["kind"].isin(["pick", "slider", "choice"])].reset_index(drop=True)
+    if out.empty:
+        raise PerceptLabError(f"{path}: no pick, slider or choice trials", "is this a mixup experiment's data?")
+    out["confidence"] = pd.to_numeric(out["confidence"].replace("", None), errors="coerce")
+    out["rt_ms"] = pd.to_numeric(out["rt_ms"].replace("", None), errors="coerce")
+    out["participant"] = out["participant"].astype(str)
+    out["stimulus"] = out["stimulus"].astype(str)
+    out["response"] = out["response"].astype(str)
+    out.attrs["source"] = str(path)
+    return out
+
+
+def _from_jspsych(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
+    rows, pending = [], {}
+    for i, r in enumerate(raw.to_dict("records")):
+        line = i + 2 if path.suffix.lower() != ".json" else i + 1
+        kind = str(r.get("perceptlab_kind", ""))
+        if kind == "confidence":
+            key = (str(r.get("subject", "")), str(r.get("perceptlab_trial", "")))
+            if key in pending:
+                pending.pop(key)["confidence"] = r.get("perceptlab_confidence", "")
+            continue
+        if kind not in KIND_TASKS:
+            continue
+        if str(r.get("perceptlab_response", "")) == "":
+            raise PerceptLabError(f"{path}, line {line}: a {kind} trial without perceptlab_response",
+                                  "the data were not written by a PerceptLab mixup export")
+        row = {"participant": str(r.get("subject", "")), "stimulus": str(r.get("stimulus_id", "")),
+               "response": str(r["perceptlab_response"]), "rt_ms": r.get("rt", ""), "trial_index": r.get("trial_index", ""),
+               "kind": kind, "block": r.get("block", ""), "phase": r.get("phase", ""),
+               "is_catch": r.get("is_catch", ""), "true_label": r.get("true_label", ""),
+               "order_seed": r.get("order_seed", ""), "confidence": "", "line": line}
+        rows.append(row)
+        pending[(row["participant"], str(r.get("perceptlab_trial", "")))] = row
+    return pd.DataFrame(rows)

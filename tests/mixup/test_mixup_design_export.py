@@ -1,0 +1,105 @@
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from perceptlab.errors import PerceptLabError
+
+
+def test_design_validates_and_describes_every_stimulus(mixup_design):
+    from perceptlab.experiment.design import load_design
+    from perceptlab.experiment.mixup import stimulus_info
+
+    design = load_design(mixup_design)  # validates, images included
+    kinds = [t.kind for t in design.trials]
+    assert kinds.count("pick") == 4 and kinds.count("slider") == 20 and kinds.count("choice") == 20
+    pick = next(t for t in design.trials if t.kind == "pick")
+    assert sorted(pick.options["lambdas"]) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    info = stimulus_info(design)
+    assert len(info) == 20 and set(info["pair"]) == {"3-8-00", "3-8-01", "1-7-00", "1-7-01"}
+    slider = next(t for t in design.trials if t.kind == "slider")
+    assert slider.options["confidence"] is True and info.loc[slider.stimulus, "lambda"] == slider.options["lambda"]
+
+
+def test_export_timeline_structure(mixup_design, tmp_path):
+    from perceptlab.data.export_mixup import PLUGINS, export_mixup_jspsych, timeline_trials
+    from perceptlab.experiment.design import load_design
+
+    index = export_mixup_jspsych(mixup_design, tmp_path / "js")
+    out = index.parent
+    html = index.read_text()
+    for _pkg, glob, f in PLUGINS:
+        assert f"jspsych/{f}" in html and glob in html
+    js = (out / "timeline.js").read_text()
+    start = js.index("const PERCEPTLAB_TRIALS = [") + len("const PERCEPTLAB_TRIALS = ")
+    trials = json.loads(js[start: js.index("];", start) + 1])
+    assert trials == timeline_trials(load_design(mixup_design))
+    for t in trials:
+        for rel in t.get("images") or [t["image"]]:
+            assert (out / rel).is_file()
+    with pytest.raises(PerceptLabError, match="not empty"):
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other" / "x.txt").write_text("x")
+        export_mixup_jspsych(mixup_design, tmp_path / "other")
+
+
+NODE_RUN = r"""
+const fs = require("fs");
+global.jsPsychHtmlKeyboardResponse = "kb"; global.jsPsychHtmlButtonResponse = "btn";
+global.jsPsychImageSliderResponse = "slider"; global.jsPsychPreload = "preload";
+eval(fs.readFileSync(process.argv[2], "utf8") + "\nglobal.perceptlabTimeline = perceptlabTimeline;");
+const tl = perceptlabTimeline({});
+const rows = []; let i = 0;
+for (const node of tl) {
+  if (node.record_data === false) continue;
+  const d = { ...node.data, subject: "P1", trial_index: i++, rt: 500 };
+  if (node.type === "slider") d.response = 30;
+  else if (d.perceptlab_kind === "confidence") d.response = 3;
+  else d.response = 1;
+  if (node.on_finish) node.on_finish(d);
+  rows.push(d);
+}
+console.log(JSON.stringify({ types: tl.map((n) => n.type), rows }));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_timeline_runs_in_node_and_its_data_read_back(mixup_design, tmp_path):
+    from perceptlab.data.export_mixup import export_mixup_jspsych, read_mixup_results
+
+    out = export_mixup_jspsych(mixup_design, tmp_path / "js").parent
+    script = tmp_path / "run.js"
+    script.write_text(NODE_RUN)
+    res = subprocess.run(["node", str(script), str(out / "timeline.js")], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["types"][:2] == ["preload", "kb"]
+    assert got["types"].count("slider") == 20
+    # every slider trial is followed by its confidence rating
+    rows = got["rows"]
+    for a, b in zip(rows, rows[1:]):
+        if a["perceptlab_kind"] == "slider":
+            assert b["perceptlab_kind"] == "confidence" and b["perceptlab_trial"] == a["perceptlab_trial"]
+    (tmp_path / "data.json").write_text(json.dumps(rows))
+    back = read_mixup_results(tmp_path / "data.json")
+    assert back["kind"].value_counts().to_dict() == {"slider": 20, "choice": 20, "pick": 4}
+    sl = back[back["kind"] == "slider"]
+    assert set(sl["response"]) == {"0.3"} and set(sl["confidence"]) == {4.0}
+    pick = back[back["kind"] == "pick"].iloc[0]
+    assert pick["response"].startswith("s")  # the chosen image's stimulus id
+    assert set(back[back["kind"] == "choice"]["response"]) == {"1"}
+    import pandas as pd  # the same data saved as CSV (jsPsych's localSave("csv")) read back alike
+
+    pd.DataFrame(rows).to_csv(tmp_path / "data.csv", index=False)
+    csv = read_mixup_results(tmp_path / "data.csv")
+    assert csv[["stimulus", "response", "kind"]].equals(back[["stimulus", "response", "kind"]])
+    assert csv["confidence"].fillna(0).tolist() == back["confidence"].fillna(0).tolist()
+
+
+def test_read_back_refuses_foreign_files(tmp_path):
+    from perceptlab.data.export_mixup import read_mixup_results
+
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(PerceptLabError, match="neither a mixup jsPsych export"):
+        read_mixup_results(tmp_path / "x.csv")
