@@ -30,6 +30,8 @@ class LearningView:
         self.curves.addLegend()
         self.test = self.widget.addPlot(title="Test accuracy (unmodified images)")
         self.test.setYRange(0, 1)
+        for plot in (self.curves, self.test):
+            plot.getAxis("left").enableAutoSIPrefix(False)  # accuracies, not "x0.001"
         self.summary: dict | None = None
 
     def set_summary(self, summary: dict, synthetic: bool = False) -> None:
@@ -63,6 +65,7 @@ class LwisePage(QWidget):
         super().__init__(parent)
         self.session = session
         self.difficulty = ScatterView("robust ground-truth logit (low = hard)", "error rate", "#4c72b0")
+        self.difficulty.plot.getAxis("left").enableAutoSIPrefix(False)
         self.learning = LearningView()
         self.difficulty_note = QLabel("Load trials with true labels and open their library, then Compute.")
         self.learning_note = QLabel("Open the rows of a learning experiment (one file per condition, or one file "
