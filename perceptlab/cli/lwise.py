@@ -124,7 +124,10 @@ def _difficulty(args: argparse.Namespace) -> int:
     from perceptlab.engine.lwise import compute_difficulty  # noqa: PLC0415
 
     with StimulusLibrary.open(args.library) as lib:
-        got = compute_difficulty(lib, _select(lib, args), model=args.model, device=_device(args.device))
+        ids = _select(lib, args)
+        got = compute_difficulty(lib, ids, model=args.model, device=_device(args.device))
+    if len(got) < len(ids):
+        print(f"{len(ids) - len(got)} stimuli without a class (no label or target pair) left out")
     if got:
         v = list(got.values())
         print(f"difficulty ({args.model} ground-truth logit) stored for {len(got)} stimuli: "

@@ -45,14 +45,16 @@ def model_logits(model: torch.nn.Module, images: np.ndarray, device="cpu", batch
 
 def compute_difficulty(library: StimulusLibrary, ids: Iterable[str] | None = None, registry: Registry | None = None,
                        model: str = ROBUST_MODEL, device="cpu") -> dict[str, float]:
-    """Compute and store the robust logits of stimuli (default: all); returns {id: ground-truth logit}."""
+    """Compute and store the robust logits of stimuli (default: all); returns {id: ground-truth logit}.
+    Stimuli without a class (no label, no target pair) have no ground truth and are left out."""
     reg = registry or default_registry()
     net = reg.load(model, device, kind="classifier")
     weights = reg.weight_hash(model)
     ids = list(ids) if ids is not None else library.ids()
+    records = {i: library.get(i) for i in ids}
+    ids = [i for i in ids if records[i].class_a is not None or records[i].class_b is not None]
     if not ids:
         return {}
-    records = {i: library.get(i) for i in ids}
     images = np.stack([library.image(i) for i in ids])
     logits = model_logits(net, images, device)
     out: dict[str, float] = {}
