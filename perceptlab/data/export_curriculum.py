@@ -159,6 +159,7 @@ def _index_html(title: str) -> str:
           const stamp = new Date().toISOString().replace(/[:.]/g, "-");
           jsPsych.data.get().filter({{ task: "choice" }}).localSave("csv", `perceptlab_learning_${{subject}}_${{stamp}}.csv`);
         }} }});
+        window.perceptlabJsPsych = jsPsych;  // for tests and the console
         jsPsych.data.addProperties({{ participant: subject }});
         jsPsych.run(perceptlabTimeline(jsPsych));
       }}
