@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from perceptlab.data.export import export_csv, export_jspsych
+from perceptlab.data.jspsych_kit import LAYOUTS, SAVE_HOOKS
 from perceptlab.data.library import STATUSES, StimulusLibrary
 from perceptlab.errors import PerceptLabError
 
@@ -34,6 +35,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--status", choices=STATUSES, help="only stimuli with this curation status")
     p.add_argument("--fixation-ms", type=int, default=300, help="jspsych: fixation cross duration (300)")
     p.add_argument("--stimulus-ms", type=int, default=200, help="jspsych: image duration (200)")
+    p.add_argument("--layout", choices=LAYOUTS, default="choice-screen",
+                   help="jspsych: choice-screen (default: fixation, image alone, then a choice screen with "
+                   "buttons and number keys) or buttons-with-image (buttons shown with the image)")
+    p.add_argument("--catch-rate", type=float, default=0.0,
+                   help="jspsych: catch trials (real MNIST digits, known labels) per stimulus, 0..1 (0)")
+    p.add_argument("--catch-seed", type=int, default=0, help="jspsych: seed choosing the catch digits (0)")
+    p.add_argument("--save-hook", choices=SAVE_HOOKS, default="none",
+                   help="jspsych: send the data to a server: post (to --save-url), jatos, pavlovia, none")
+    p.add_argument("--save-url", help="jspsych: the URL the post hook sends each row and the final data to")
+    p.add_argument("--no-download", action="store_true",
+                   help="jspsych: no CSV download at the end (the data stay in localStorage and the hook)")
+    p.add_argument("--jspsych-from", type=Path, metavar="DIR",
+                   help="jspsych: fill jspsych/ from an npm install in DIR (npm install jspsych@8 @jspsych/plugin-...)")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("set-status", help="set the curation status of stimuli")
@@ -118,17 +132,33 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+_JSPSYCH_ONLY = (("layout", "choice-screen"), ("catch_rate", 0.0), ("catch_seed", 0), ("save_hook", "none"),
+                 ("save_url", None), ("no_download", False), ("jspsych_from", None))
+
+
 def _export(args: argparse.Namespace) -> int:
+    if args.format == "csv":
+        given = [f"--{name.replace('_', '-')}" for name, default in _JSPSYCH_ONLY if getattr(args, name) != default]
+        if given:
+            raise PerceptLabError(f"{', '.join(given)} only apply to --format jspsych",
+                                  "drop them, or export with --format jspsych")
     with StimulusLibrary.open(args.dir) as lib:
         if args.format == "csv":
             path = export_csv(lib, args.out, status=args.status)
         else:
             path = export_jspsych(
-                lib, args.out, status=args.status, fixation_ms=args.fixation_ms, stimulus_ms=args.stimulus_ms
+                lib, args.out, status=args.status, fixation_ms=args.fixation_ms, stimulus_ms=args.stimulus_ms,
+                layout=args.layout, catch_rate=args.catch_rate, catch_seed=args.catch_seed,
+                save_hook=args.save_hook, save_url=args.save_url, download=not args.no_download,
+                jspsych_from=args.jspsych_from,
             )
     print(f"wrote {path}")
     if args.format == "jspsych":
-        print(f"fill {path.parent / 'jspsych'}/ with jsPsych 8 as {path.parent / 'README.md'} explains")
+        if args.jspsych_from is None:
+            print(f"fill {path.parent / 'jspsych'}/ with jsPsych 8 as {path.parent / 'README.txt'} explains "
+                  "(or export again with --jspsych-from DIR)")
+        print(f"data: every trial is kept in the browser's localStorage; {path.parent / 'recover.html'} "
+              "downloads interrupted sessions")
     return 0
 
 

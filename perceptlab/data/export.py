@@ -7,6 +7,7 @@ else (notably a filled ``jspsych/`` folder).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -29,35 +30,31 @@ from perceptlab.data.library import (
     csv_text,
     manifest_values,
 )
+from perceptlab.data.jspsych_kit import (
+    ALL_JSPSYCH_FILES,
+    CATCH_CSV,
+    CATCH_DIR,
+    PAVLOVIA_FILE,
+    RECOVER_HTML,
+    RUNTIME_JS,
+    catch_count,
+    check_layout,
+    check_save_hook,
+    copy_assets,
+    fill_jspsych,
+    jspsych_files,
+    response_keys,
+    write_catch_trials,
+)
 from perceptlab.errors import PerceptLabError
 
 MARKER = "perceptlab-export.json"
 STIMULI_CSV = "stimuli.csv"
 JSPSYCH_DIR = "jspsych"
-JSPSYCH_FILES = (
-    "jspsych.js",
-    "jspsych.css",
-    "plugin-html-keyboard-response.js",
-    "plugin-image-button-response.js",
-    "plugin-preload.js",
-)
-_OUR_FILES = (STIMULI_CSV, "index.html", "timeline.js", "README.md", MARKER)
-
-# npm package, major version, file inside the package -> file name in jspsych/
-_JSPSYCH_SOURCES = (
-    ("jspsych", "8", "dist/index.browser.min.js", "jspsych.js"),
-    ("jspsych", "8", "css/jspsych.css", "jspsych.css"),
-    ("@jspsych/plugin-html-keyboard-response", "2", "dist/index.browser.min.js", "plugin-html-keyboard-response.js"),
-    ("@jspsych/plugin-image-button-response", "2", "dist/index.browser.min.js", "plugin-image-button-response.js"),
-    ("@jspsych/plugin-preload", "2", "dist/index.browser.min.js", "plugin-preload.js"),
-)
-# global name each script defines, checked by index.html before starting
-_JSPSYCH_GLOBALS = (
-    ("initJsPsych", "jspsych.js"),
-    ("jsPsychHtmlKeyboardResponse", "plugin-html-keyboard-response.js"),
-    ("jsPsychImageButtonResponse", "plugin-image-button-response.js"),
-    ("jsPsychPreload", "plugin-preload.js"),
-)
+JSPSYCH_FILES = ALL_JSPSYCH_FILES
+README = "README.txt"
+_OUR_FILES = (STIMULI_CSV, "index.html", "timeline.js", "README.md", README, RUNTIME_JS, RECOVER_HTML, CATCH_CSV,
+              MARKER)
 
 
 def export_csv(library: StimulusLibrary, out_dir: str | os.PathLike[str], status: str | None = None) -> Path:
@@ -77,23 +74,45 @@ def export_jspsych(
     stimulus_ms: int = 200,
     image_px: int = 224,
     title: str = "Which digit is this?",
+    *,
+    layout: str = "choice-screen",
+    catch_rate: float = 0.0,
+    catch_seed: int = 0,
+    save_hook: str = "none",
+    save_url: str | None = None,
+    download: bool = True,
+    jspsych_from: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Write a jsPsych 8 experiment folder (see the README.md it contains); returns its index.html.
+    """Write a jsPsych 8 experiment folder (see the README.txt it contains); returns its index.html.
 
     Per stimulus: a fixation cross for ``fixation_ms``, then the image for ``stimulus_ms`` (drawn
-    ``image_px`` pixels square, unsmoothed) with ten buttons 0..9 that stay until the response.
-    Trial order is shuffled by jsPsych for every participant.
+    ``image_px`` pixels square, unsmoothed); ``layout="choice-screen"`` then shows a separate choice
+    screen (one button per class, number keys too), ``"buttons-with-image"`` shows the buttons with
+    the image. ``catch_rate`` adds real MNIST digits with known labels (``catch_seed`` picks them);
+    every row goes to localStorage as it is made (``recover.html`` gets it back), the CSV download at
+    the end stays unless ``download=False``, and ``save_hook`` sends the rows to a server
+    (``"post"`` to ``save_url``, ``"jatos"``, ``"pavlovia"``). ``jspsych_from`` fills ``jspsych/``
+    from an npm install. Trial order is shuffled (seeded, the seed recorded) for every participant.
     """
     for name, value in (("fixation_ms", fixation_ms), ("stimulus_ms", stimulus_ms), ("image_px", image_px)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise PerceptLabError(f"{name} must be a positive whole number, got {value!r}")
+    check_layout(layout)
+    check_save_hook(save_hook, save_url)
     records = _select(library, status)
+    n_catch = catch_count(catch_rate, len(records))
     out = _prepare(library, out_dir, "jspsych", status, len(records))
     with _write_errors(out):
         (out / JSPSYCH_DIR).mkdir(exist_ok=True)
-        (out / "timeline.js").write_text(_timeline_js(records, fixation_ms, stimulus_ms, image_px), encoding="utf-8")
-        (out / "index.html").write_text(_index_html(title), encoding="utf-8")
-        (out / "README.md").write_text(_readme(library, records, status, fixation_ms, stimulus_ms), encoding="utf-8")
+        if jspsych_from is not None:
+            fill_jspsych(out / JSPSYCH_DIR, jspsych_from, layout)
+        catch = write_catch_trials(out, n_catch, catch_seed, list(CLASSES))
+        config = _config(library, records, catch, title, layout, fixation_ms, stimulus_ms, image_px,
+                         save_hook, save_url, download)
+        (out / "timeline.js").write_text(_timeline_js(records, catch, config), encoding="utf-8")
+        (out / "index.html").write_text(_index_html(title, layout, save_hook), encoding="utf-8")
+        copy_assets(out)
+        (out / README).write_text(_readme(library, records, status, config, len(catch)), encoding="utf-8")
         _write_common(library, out, records, "jspsych", status)
     return out / "index.html"
 
@@ -187,8 +206,9 @@ def _prepare(library: StimulusLibrary, out_dir: str | os.PathLike[str], fmt: str
         check_writable(out, "export folder")
         for name in _OUR_FILES:
             (out / name).unlink(missing_ok=True)
-        if (out / IMAGES_DIR).is_dir():
-            shutil.rmtree(out / IMAGES_DIR)
+        for folder in (IMAGES_DIR, CATCH_DIR):
+            if (out / folder).is_dir():
+                shutil.rmtree(out / folder)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -243,7 +263,45 @@ def stimuli_csv_text(records: list[Stimulus]) -> str:
 # --------------------------------------------------------------------------- jsPsych files
 
 
-def _timeline_js(records: list[Stimulus], fixation_ms: int, stimulus_ms: int, image_px: int) -> str:
+
+def _config(library: StimulusLibrary, records: list[Stimulus], catch: list[dict], title: str, layout: str,
+            fixation_ms: int, stimulus_ms: int, image_px: int, save_hook: str, save_url: str | None,
+            download: bool) -> dict:
+    classes = list(CLASSES)
+    keys = response_keys(classes)
+    digest = hashlib.sha1(json.dumps([library.path.name, [r.id for r in records], [c["stimulus_id"] for c in catch],
+                                      layout, fixation_ms, stimulus_ms]).encode()).hexdigest()[:8]
+    experiment_id = re.sub(r"[^A-Za-z0-9_-]+", "_", library.path.name) + "-" + digest
+    key_text = ("the number keys give the digit" if keys == classes else
+                "keys 1-9 answer the classes in button order" if any(keys) else "")
+    instructions = (
+        "<p>A cross appears in the middle of the screen, then an image flashes briefly.</p>"
+        + ("<p>Then choose what you saw on the next screen: click its button"
+           + (f" ({html.escape(key_text)})" if key_text else "") + ".</p>"
+           if layout == "choice-screen" else "<p>Click the button of what you saw.</p>")
+        + "<p>If unsure, give your best guess.</p><p>Press any key to start.</p>")
+    return {
+        "experiment_id": experiment_id,
+        "title": title,
+        "layout": layout,
+        "classes": classes,
+        "keys": keys,
+        "fixation_ms": fixation_ms,
+        "stimulus_ms": stimulus_ms,
+        "image_px": image_px,
+        "n_stimuli": len(records),
+        "n_catch": len(catch),
+        "save_hook": save_hook,
+        "save_url": save_url,
+        "retry_base_ms": 500,
+        "retry_max_ms": 30000,
+        "download": bool(download),
+        "instructions_html": instructions,
+        "choice_prompt_html": f"<p>{html.escape(title)}</p>",
+    }
+
+
+def _timeline_js(records: list[Stimulus], catch: list[dict], config: dict) -> str:
     stimuli = [
         {
             "stimulus": f"{IMAGES_DIR}/{rec.id}.png",
@@ -251,82 +309,38 @@ def _timeline_js(records: list[Stimulus], fixation_ms: int, stimulus_ms: int, im
             "class_a": rec.class_a,
             "class_b": rec.class_b,
             "mode": rec.mode,
+            "task": "digit",
+            "is_catch": False,
+            "true_label": None,
         }
         for rec in records
-    ]
+    ] + [{**c, "task": "catch"} for c in catch]
     lines = ",\n".join("  " + json.dumps(s) for s in stimuli)
-    choices = json.dumps(list(CLASSES))
-    return f"""// Generated by PerceptLab {__version__}: one trial per stimulus, order shuffled per participant.
-// Each trial: fixation cross {fixation_ms} ms, then the digit for {stimulus_ms} ms; the ten buttons stay
-// until the participant answers. The button index (0-9) is the digit chosen.
+    return f"""// Generated by PerceptLab {__version__}: the settings and the trial list of this export.
+// {len(records)} stimuli and {len(catch)} catch trials (real MNIST digits, is_catch true), order shuffled
+// per participant with a recorded seed; the trials themselves are built by perceptlab-run.js.
+
+const PERCEPTLAB_CONFIG = {json.dumps(config, indent=2)};
 
 const PERCEPTLAB_STIMULI = [
 {lines}
 ];
-
-function perceptlabTimeline(jsPsych) {{
-  const preload = {{
-    type: jsPsychPreload,
-    images: PERCEPTLAB_STIMULI.map((s) => s.stimulus),
-    show_detailed_errors: true,
-    record_data: false,
-  }};
-
-  const instructions = {{
-    type: jsPsychHtmlKeyboardResponse,
-    stimulus:
-      "<p>A digit will flash briefly after a cross in the middle of the screen.</p>" +
-      "<p>Click the button of the digit you saw. If unsure, give your best guess.</p>" +
-      "<p>Press any key to start.</p>",
-    record_data: false,
-  }};
-
-  const fixation = {{
-    type: jsPsychHtmlKeyboardResponse,
-    stimulus: '<div style="font-size: 60px;">+</div>',
-    choices: "NO_KEYS",
-    trial_duration: {fixation_ms},
-    record_data: false,
-  }};
-
-  const digit = {{
-    type: jsPsychImageButtonResponse,
-    stimulus: jsPsych.timelineVariable("stimulus"),
-    stimulus_duration: {stimulus_ms},
-    stimulus_height: {image_px},
-    stimulus_width: {image_px},
-    render_on_canvas: false,
-    choices: {choices},
-    button_html: (choice) => `<button class="jspsych-btn">${{choice}}</button>`,
-    button_layout: "grid",
-    grid_rows: 1,
-    grid_columns: {N_CLASSES},
-    response_ends_trial: true,
-    data: {{
-      task: "digit",
-      stimulus_id: jsPsych.timelineVariable("stimulus_id"),
-      class_a: jsPsych.timelineVariable("class_a"),
-      class_b: jsPsych.timelineVariable("class_b"),
-      mode: jsPsych.timelineVariable("mode"),
-    }},
-  }};
-
-  const trials = {{
-    timeline: [fixation, digit],
-    timeline_variables: PERCEPTLAB_STIMULI,
-    randomize_order: true,
-  }};
-
-  return [preload, instructions, trials];
-}}
 """
 
 
-def _index_html(title: str) -> str:
-    scripts = "\n".join(
-        f'    <script src="{JSPSYCH_DIR}/{name}"></script>' for name in JSPSYCH_FILES if name.endswith(".js")
-    )
-    checks = ",\n".join(f'        ["{g}", "{JSPSYCH_DIR}/{f}"]' for g, f in _JSPSYCH_GLOBALS)
+def _index_html(title: str, layout: str, save_hook: str) -> str:
+    files = jspsych_files(layout)
+    scripts = "\n".join(f'    <script src="{JSPSYCH_DIR}/{f.name}"></script>' for f in files if f.global_name)
+    checks = [(f.global_name, f"{JSPSYCH_DIR}/{f.name}") for f in files if f.global_name]
+    if save_hook == "pavlovia":
+        scripts += f'\n    <script src="{JSPSYCH_DIR}/{PAVLOVIA_FILE}"></script>'
+        checks.append(("jsPsychPavlovia", f"{JSPSYCH_DIR}/{PAVLOVIA_FILE} (from Pavlovia, see README.txt)"))
+    if save_hook == "jatos":
+        scripts = '    <script src="jatos.js"></script>\n' + scripts
+    check_js = ",\n".join(f'        ["{g}", "{f}"]' for g, f in checks)
+    # without JATOS (the folder opened from disk for a pilot) jatos.js is absent: start at once
+    start = ("window.jatos ? jatos.onLoad(perceptlabStart) : perceptlabStart()" if save_hook == "jatos"
+             else "perceptlabStart()")
     return f"""<!DOCTYPE html>
 <html lang="en">
   <head>
@@ -335,37 +349,32 @@ def _index_html(title: str) -> str:
 {scripts}
     <link rel="stylesheet" href="{JSPSYCH_DIR}/jspsych.css" />
     <script src="timeline.js"></script>
+    <script src="{RUNTIME_JS}"></script>
     <style>
-      #jspsych-image-button-response-stimulus {{ image-rendering: pixelated; }}
-      #perceptlab-missing {{ font-family: sans-serif; max-width: 40em; margin: 3em auto; }}
+      #jspsych-image-button-response-stimulus, #jspsych-image-keyboard-response-stimulus {{ image-rendering: pixelated; }}
+      #perceptlab-missing, .perceptlab-message {{ font-family: sans-serif; max-width: 40em; margin: 3em auto; }}
     </style>
   </head>
   <body>
     <script>
       const missing = [
-{checks}
+{check_js}
       ].filter(([name]) => typeof window[name] === "undefined").map(([, file]) => file);
+      function perceptlabStart() {{
+        const params = new URLSearchParams(window.location.search);
+        const subject = params.get("subject") || params.get("PROLIFIC_PID") ||
+          (window.jatos && jatos.workerId ? "jatos" + jatos.workerId : null) ||
+          "p" + Math.random().toString(36).slice(2, 10);
+        PerceptLab.run({{ subject: subject, seed: params.get("seed") }});
+      }}
       if (typeof initJsPsych === "undefined" || missing.length > 0) {{
         document.body.innerHTML =
           '<div id="perceptlab-missing"><h2>jsPsych is not installed in this folder yet</h2>' +
           "<p>Missing: <code>" + missing.join("</code>, <code>") + "</code></p>" +
-          "<p>Fill the <code>{JSPSYCH_DIR}/</code> folder next to this page as README.md explains " +
-          "(jsPsych 8 and three plugins), then reload.</p></div>";
+          "<p>Fill the <code>{JSPSYCH_DIR}/</code> folder next to this page as README.txt explains " +
+          "(jsPsych 8 and its plugins), then reload.</p></div>";
       }} else {{
-        const subject =
-          new URLSearchParams(window.location.search).get("subject") ||
-          "p" + Math.random().toString(36).slice(2, 10);
-        const jsPsych = initJsPsych({{
-          on_finish: () => {{
-            const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-            jsPsych.data.get().localSave("csv", `perceptlab_${{subject}}_${{stamp}}.csv`);
-            document.body.innerHTML =
-              '<div id="perceptlab-missing"><h2>Thank you!</h2>' +
-              "<p>Your responses were saved as a CSV file by your browser.</p></div>";
-          }},
-        }});
-        jsPsych.data.addProperties({{ subject: subject }});
-        jsPsych.run(perceptlabTimeline(jsPsych));
+        {start};
       }}
     </script>
   </body>
@@ -373,71 +382,124 @@ def _index_html(title: str) -> str:
 """
 
 
-def _readme(
-    library: StimulusLibrary, records: list[Stimulus], status: str | None, fixation_ms: int, stimulus_ms: int
-) -> str:
-    unpkg = "\n".join(
-        f"curl -fL -o {JSPSYCH_DIR}/{dest} https://unpkg.com/{pkg}@{major}/{path}"
-        for pkg, major, path, dest in _JSPSYCH_SOURCES
-    )
-    jsdelivr = "\n".join(
-        f"- `https://cdn.jsdelivr.net/npm/{pkg}@{major}/{path}` → `{JSPSYCH_DIR}/{dest}`"
-        for pkg, major, path, dest in _JSPSYCH_SOURCES
-    )
-    packs = " ".join(f"{pkg}@{major}" for pkg, major in dict.fromkeys((p, m) for p, m, _, _ in _JSPSYCH_SOURCES))
-    copies = "\n".join(
-        f"cp node_modules/{pkg}/{path} {JSPSYCH_DIR}/{dest}" for pkg, _major, path, dest in _JSPSYCH_SOURCES
-    )
+def _readme(library: StimulusLibrary, records: list[Stimulus], status: str | None, config: dict, n_catch: int) -> str:
+    files = jspsych_files(config["layout"])
+    unpkg = "\n".join(f"curl -fL -o {JSPSYCH_DIR}/{f.name} https://unpkg.com/{f.package}@{f.major}/{f.path}"
+                       for f in files)
+    jsdelivr = "\n".join(f"- `https://cdn.jsdelivr.net/npm/{f.package}@{f.major}/{f.path}` → `{JSPSYCH_DIR}/{f.name}`"
+                          for f in files)
+    packs = " ".join(dict.fromkeys(f"{f.package}@{f.major}" for f in files))
+    copies = "\n".join(f"cp node_modules/{f.package}/{f.path} {JSPSYCH_DIR}/{f.name}" for f in files)
     selection = f"status {status}" if status else "all statuses"
-    return f"""# PerceptLab digit experiment (jsPsych 8)
+    fx, st = config["fixation_ms"], config["stimulus_ms"]
+    if config["layout"] == "choice-screen":
+        trial = (f"a fixation cross for {fx} ms, the 28x28 image alone for {st} ms (no response accepted), "
+                 "then a separate choice screen with one button per class; the number keys answer too "
+                 f"({', '.join(f'{k} = {c}' for k, c in zip(config['keys'], config['classes'], strict=True) if k)})")
+    else:
+        trial = (f"a fixation cross for {fx} ms, then the 28x28 image for {st} ms with one button per class "
+                 "shown at once (clicks are accepted while the image is on screen)")
+    trial += (" (the fixation and the image are frame-locked: each ends on the display frame nearest "
+              "its intended end, and `measured_*_ms` record what the frames showed)")
+    hook = config["save_hook"]
+    hook_text = {
+        "none": "none (the data stay in the browser: the download at the end and recover.html)",
+        "post": f"post, to `{config['save_url']}`",
+        "jatos": "jatos",
+        "pavlovia": "pavlovia",
+    }[hook]
+    return f"""PerceptLab experiment (jsPsych 8)
+=================================
 
-Exported by PerceptLab {__version__} from `{library.path}` ({len(records)} stimuli, {selection}).
+Exported by PerceptLab {__version__} from `{library.path}` ({len(records)} stimuli, {selection};
+{n_catch} catch trials). Experiment id `{config['experiment_id']}`; layout `{config['layout']}`;
+save hook {hook_text}; download at the end: {"yes" if config["download"] else "no"}.
 
-Each trial shows a fixation cross for {fixation_ms} ms, then the 28x28 digit image for {stimulus_ms} ms;
-ten buttons `0`..`9` stay on screen until the participant clicks one. Trial order is shuffled by jsPsych
-(`randomize_order`) for every participant; all images are preloaded first.
+Each trial: {trial}. Trial order is shuffled for every participant with a seeded generator
+(`jsPsych.randomization.setSeed`); the seed is recorded in every row (`order_seed`) and
+`index.html?seed=...` replays an order. All images are preloaded first.
 
-## Files
+Catch trials: real MNIST digits (hold-out digits of the built-in subset, listed in `catch.csv`,
+images in `catch/`) with known labels, mixed into the order; their rows have `is_catch` true,
+`task` "catch" and `true_label`. PerceptLab scores them (`perceptlab analyze --catch-threshold`).
+
+Files
+-----
 
 - `index.html`: open it in a browser to run the experiment (works offline, straight from disk).
-- `timeline.js`: the stimulus list and the trial definitions.
+  `index.html?subject=P01` sets the participant id (also read: `PROLIFIC_PID`; else a random id).
+- `timeline.js`: the settings (`PERCEPTLAB_CONFIG`) and the trial list of this export.
+- `{RUNTIME_JS}`: the trials and the data handling (the same in every export).
+- `{RECOVER_HTML}`: lists the sessions stored in this browser and downloads them as CSV or JSON.
 - `images/`: the stimulus PNGs; `stimuli.csv`: their metadata and every classifier's probabilities.
-- `{JSPSYCH_DIR}/`: **empty on export — fill it with jsPsych 8 before running** (below).
+- `{JSPSYCH_DIR}/`: jsPsych 8 and its plugins, **empty on export unless `--jspsych-from` filled it**.
 
-## Filling `{JSPSYCH_DIR}/`
+Filling `{JSPSYCH_DIR}/`
+-------------------
 
-The page loads these files from `{JSPSYCH_DIR}/` (relative paths, so nothing is fetched at run time):
-{", ".join(f"`{name}`" for name in JSPSYCH_FILES)}. If any is missing, the page says which.
+The page loads {", ".join(f"`{f.name}`" for f in files)} from `{JSPSYCH_DIR}/` (relative paths, nothing
+is fetched at run time). If any is missing, the page says which. From npm (in this folder):
 
-From npm (in this folder):
+    npm install --no-save {packs}
+    {copies.replace(chr(10), chr(10) + "    ")}
 
-```sh
-npm install --no-save {packs}
-{copies}
-```
+or export with `perceptlab library export ... --jspsych-from DIR`, DIR being where you ran that
+`npm install`. From the official CDN (unpkg):
 
-(or `npm pack {packs}`, unpack each `.tgz` with `tar -xzf`, and copy the same files from `package/`).
-
-From the official CDN (unpkg):
-
-```sh
-mkdir -p {JSPSYCH_DIR}
-{unpkg}
-```
+    mkdir -p {JSPSYCH_DIR}
+    {unpkg.replace(chr(10), chr(10) + "    ")}
 
 or the same files from jsDelivr:
 
 {jsdelivr}
 
-## Running and collecting data
+Data: nothing is lost when a tab closes
+---------------------------------------
 
-Open `index.html?subject=P01` to set the participant id (without it a random id is used). At the end
-the data are saved as CSV through `jsPsych.data.get().localSave('csv', ...)`, file
-`perceptlab_<subject>_<time>.csv` in the browser's download folder. Only the digit trials are
-recorded: `subject`, `stimulus` (image path), `response` (button index = digit chosen), `rt` (ms),
-`trial_index`, `trial_type`, plus `stimulus_id`, `class_a`, `class_b`, `mode` and `task`. These files
-load into PerceptLab's trial table without a column mapping.
+- After every trial its row is appended to the browser's `localStorage` under the key
+  `perceptlab:<experiment id>:<subject>:<session id>` (a JSON object with a `rows` list). If the tab is
+  closed early, the download is blocked or the "where to save?" prompt is dismissed, open
+  `{RECOVER_HTML}` in the same browser from the same address (the same folder, or the same web
+  server): it lists every stored session (finished or interrupted) with CSV and JSON downloads.
+  Firefox gives every file opened from disk its own storage, so there recover.html cannot see what
+  index.html stored: serve the folder instead (`python3 -m http.server 8000` in this folder, then
+  open http://localhost:8000/index.html and http://localhost:8000/recover.html). Chrome, Chromium and
+  Edge share the storage of pages opened from one folder.
+- At the end the data are downloaded as CSV (`jsPsych.data.get().localSave('csv', ...)`, file
+  `perceptlab_<subject>_<time>.csv`), unless the export was made with `--no-download`.
+- Rows (one per answered trial): `subject`, `session_id`, `order_seed`, `experiment_id`, `layout`,
+  `stimulus` (image path), `stimulus_id`, `response` (button index = class index), `response_label`
+  (the class name), `response_via` (click or key), `rt` (ms from the choice screen), `trial_index`,
+  `trial_type`, `time_elapsed`, `task`, `kind`, `is_catch`, `true_label`, `class_a`, `class_b`, `mode`,
+  `intended_fixation_ms`, `measured_fixation_ms`, `intended_stimulus_ms`, `measured_stimulus_ms`
+  (measured between requestAnimationFrame stamps of the frames that first show each screen),
+  `timestamp_utc`. One file per participant: load the folder with `perceptlab analyze FOLDER` or the
+  Data panel's "Open folder…"; no column mapping is needed.
 
-To put the experiment online, upload the whole folder (with `{JSPSYCH_DIR}/` filled) to any static
-web host, and replace `localSave` in `index.html` with your server's save call.
+Save hooks (sending the data to a server)
+-----------------------------------------
+
+- `none`: only localStorage and the download.
+- `post`: each row, and at the end the whole data, are sent with a plain `fetch` POST to the save URL
+  (`Content-Type: application/json`), body
+  `{{"id": "<unique id>", "kind": "row"|"final", "experiment_id", "subject", "session_id", "row": {{...}}}}`
+  (`"rows": [...]` for the final item). Items wait in a queue in localStorage (key
+  `perceptlab-queue:<experiment id>`) until the server answers 2xx; failures are retried (0.5 s,
+  doubling, at most every 30 s), and a queue left by a closed tab is sent when the page is opened
+  again. The server should store each `id` once (a retry can repeat an item whose answer was lost).
+  The thank-you page says "All responses were received by the server" when the queue is empty. A
+  save URL on another origin needs CORS headers (`Access-Control-Allow-Origin`, and
+  `Access-Control-Allow-Headers: Content-Type`, answering the OPTIONS preflight).
+- `jatos`: for a JATOS study (JATOS 3.8 or later). Make this folder the study assets of a
+  component whose HTML file is `index.html`; JATOS serves `jatos.js` (loaded by index.html) and the
+  experiment starts in `jatos.onLoad`. Each row is added with `jatos.appendResultData` (as a JSON
+  line); at the end `jatos.submitResultData` stores the whole data (a JSON array) and `jatos.endStudy()`
+  ends the study. The participant id is `subject` from the URL or `jatos<workerId>`.
+- `pavlovia`: for Pavlovia, which saves through its jsPsych plugin: copy the Pavlovia plugin for
+  jsPsych 8 (from Pavlovia's documentation; it is not on npm) to `{JSPSYCH_DIR}/{PAVLOVIA_FILE}`.
+  The timeline starts with `{{type: jsPsychPavlovia, command: "init"}}` and ends with
+  `{{type: jsPsychPavlovia, command: "finish"}}`, which uploads the CSV to the project's data. This
+  hook cannot be tested offline; PerceptLab has not run it against Pavlovia.
+
+With every hook the localStorage copy and `{RECOVER_HTML}` stay as the fallback.
 """

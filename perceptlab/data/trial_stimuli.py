@@ -84,6 +84,7 @@ class StimulusIndex:
     unmatched: list[str]
     ambiguous: list[str]
     source: str
+    catch_only: int = 0  # stimuli seen only on catch trials (real digits, not library stimuli): not looked up
 
     @property
     def n_matched(self) -> int:
@@ -102,12 +103,14 @@ class StimulusIndex:
             out += f"; {len(self.unmatched)} not found ({shown})"
         if self.ambiguous:
             out += f"; {len(self.ambiguous)} ambiguous (the name fits several files)"
+        if self.catch_only:
+            out += f"; {self.catch_only} catch-trial images set aside"
         return out
 
     def to_dict(self) -> dict:
         return {"source": self.source, "matched": self.n_matched,
                 "unmatched": len(self.unmatched), "unmatched_examples": self.unmatched[:20],
-                "ambiguous": len(self.ambiguous)}
+                "ambiguous": len(self.ambiguous), "catch_only": self.catch_only}
 
 
 def _name_parts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -173,13 +176,16 @@ def resolve_stimuli(table: TrialTable | pd.DataFrame | Iterable[str],
     """
     from perceptlab.data.trials import TrialTable  # noqa: PLC0415  (trials re-exports this module)
 
-    if isinstance(table, TrialTable):
-        raw_keys = table.df["stimulus"]
-    elif isinstance(table, pd.DataFrame):
-        raw_keys = table["stimulus"]
-    else:
-        raw_keys = pd.Series(list(table), dtype=object)
+    frame = table.df if isinstance(table, TrialTable) else table if isinstance(table, pd.DataFrame) else None
+    raw_keys = frame["stimulus"] if frame is not None else pd.Series(list(table), dtype=object)
     remaining = pd.Series(pd.unique(raw_keys.astype(str).to_numpy(dtype=object)), dtype=object)
+    catch_only = 0
+    if frame is not None and "is_catch" in frame.columns:  # catch digits are no library stimuli
+        catch = frame["is_catch"].fillna(False).astype(bool).to_numpy()
+        keys = raw_keys.astype(str)
+        only = set(keys[catch]) - set(keys[~catch])
+        catch_only = len(only)
+        remaining = remaining[~remaining.isin(only)].reset_index(drop=True)
     sources: list[tuple[str, pd.DataFrame]] = []
     if manifest is not None:
         cand = manifest.reset_index(drop=True).copy()
@@ -209,6 +215,7 @@ def resolve_stimuli(table: TrialTable | pd.DataFrame | Iterable[str],
         table=matched, unmatched=[str(k) for k in remaining if k not in ambiguous],
         ambiguous=sorted(ambiguous),
         source=" + ".join(name for name, _ in sources) or "nothing (no library or images)",
+        catch_only=catch_only,
     )
 
 

@@ -67,3 +67,34 @@ def test_a_second_export_into_the_same_folder_asks_first(lib_window, tmp_path, q
     qtbot.addWidget(dlg3)
     dlg3.accept()
     assert len(asked) == 3 and dlg3.result() == 1
+
+
+def test_jspsych_fields_reach_the_export(lib_window, tmp_path, qtbot, monkeypatch):
+    lib = lib_window.session.library
+    dlg = ed.ExportDialog(lib, lib_window, tmp_path)
+    qtbot.addWidget(dlg)
+    assert not dlg.layout_choice.isEnabled() and not dlg.save_url.isEnabled()
+    dlg.fmt.setCurrentIndex(dlg.fmt.findData("jspsych"))
+    dlg.status.setCurrentIndex(dlg.status.findData(None))
+    assert dlg.request().layout == "choice-screen" and dlg.request().save_hook == "none"
+    dlg.catch_rate.setValue(0.5)
+    n = len(lib.ids())
+    assert dlg.catch_label.text() == f"{max(1, round(n / 2))} catch trials for {n} stimuli"
+    dlg.layout_choice.setCurrentIndex(dlg.layout_choice.findData("buttons-with-image"))
+    dlg.save_hook.setCurrentIndex(dlg.save_hook.findData("post"))
+    assert dlg.save_url.isEnabled()
+    warned = []
+    monkeypatch.setattr(ed.QMessageBox, "warning", lambda *a: warned.append(a[2]))
+    dlg.accept()  # no URL: the dialog says so and stays open
+    assert warned and "save URL" in warned[0] and dlg.result() == 0
+    dlg.save_url.setText("/save")
+    dlg.download.setChecked(False)
+    req = dlg.request()
+    assert (req.layout, req.catch_rate, req.save_hook, req.save_url, req.download) == (
+        "buttons-with-image", 0.5, "post", "/save", False)
+    path = ed.run_export(lib, req)
+    text = (path.parent / "timeline.js").read_text()
+    assert '"layout": "buttons-with-image"' in text and '"save_url": "/save"' in text and '"download": false' in text
+    assert len(list((path.parent / "catch").iterdir())) == max(1, round(n / 2))
+    dlg.save_hook.setCurrentIndex(dlg.save_hook.findData("jatos"))
+    assert dlg.request().save_url is None and not dlg.save_url.isEnabled()

@@ -71,6 +71,35 @@ def test_export_both_formats(libdir, tmp_path, capsys):
     assert [p.name for p in (tmp_path / "j" / "images").iterdir()] == ["s000002.png"]
 
 
+def test_export_jspsych_options(libdir, tmp_path, capsys):
+    npm = tmp_path / "npm"
+    from perceptlab.data.jspsych_kit import jspsych_files
+
+    for f in jspsych_files("buttons-with-image"):
+        pkg = npm / "node_modules" / f.package
+        (pkg / f.path).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / f.path).write_text("//")
+        (pkg / "package.json").write_text(f'{{"version": "{f.major}.0.1"}}')
+    out = tmp_path / "j"
+    args = ["library", "export", str(libdir), "--format", "jspsych", "--out", str(out), "--layout",
+            "buttons-with-image", "--catch-rate", "0.5", "--catch-seed", "4", "--save-hook", "post",
+            "--save-url", "https://lab.example.org/save", "--no-download", "--jspsych-from", str(npm)]
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert "recover.html" in said and "fill" not in said
+    js = (out / "timeline.js").read_text()
+    for needle in ('"layout": "buttons-with-image"', '"save_hook": "post"', '"download": false', '"n_catch": 2',
+                   '"save_url": "https://lab.example.org/save"'):
+        assert needle in js
+    assert len(list((out / "jspsych").iterdir())) == 5 and len(list((out / "catch").iterdir())) == 2
+    assert main(["library", "export", str(libdir), "--format", "jspsych", "--out", str(tmp_path / "x"),
+                 "--save-hook", "post"]) == 2
+    assert "needs a save URL" in _error_line(capsys)
+    assert main(["library", "export", str(libdir), "--format", "csv", "--out", str(tmp_path / "c"),
+                 "--catch-rate", "0.1", "--no-download"]) == 2
+    assert "--catch-rate, --no-download only apply to --format jspsych" in _error_line(capsys)
+
+
 def test_user_errors_exit_2_with_one_line(libdir, tmp_path, capsys):
     assert main(["library", "info", str(tmp_path)]) == 2
     assert "is not a PerceptLab library (no library.sqlite)" in _error_line(capsys)

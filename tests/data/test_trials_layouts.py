@@ -218,3 +218,14 @@ def test_manifest_and_image_errors(tmp_path):
         load_stimulus_images([tmp_path / "big.png"])
     with pytest.raises(PerceptLabError, match="does not exist"):
         load_stimulus_images([tmp_path / "nope.png"])
+
+
+def test_catch_trial_images_are_set_aside_not_reported_missing(tmp_path):
+    lib = _library(tmp_path)
+    frame = pd.DataFrame({"participant": "p", "stimulus": ["s000001", "catch/c1.png", "ghost.png"],
+                          "response": 1, "is_catch": [False, True, False], "true_label": [1, 7, 1]})
+    t = trials_from_frame(frame)
+    assert "is_catch" in t.df.columns
+    idx = resolve_stimuli(t, manifest=load_manifest(lib))
+    assert idx.unmatched == ["ghost.png"] and idx.catch_only == 1
+    assert "1 catch-trial images set aside" in idx.summary()
