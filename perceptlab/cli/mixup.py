@@ -87,7 +87,9 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _info(args: argparse.Namespace):
+def _info(args: argparse.Namespace, any_stimuli: bool = False):
+    """(stimulus info, classes) from --design or --library; ``any_stimuli``: every library stimulus
+    (boundary stimuli relabeled by choice trials), not only the mixup ones."""
     if args.design:
         from perceptlab.experiment.design import load_design  # noqa: PLC0415
         from perceptlab.experiment.mixup import stimulus_info  # noqa: PLC0415
@@ -97,12 +99,12 @@ def _info(args: argparse.Namespace):
     if args.library:
         from perceptlab import CLASSES  # noqa: PLC0415
         from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
-        from perceptlab.data.mixup import mixup_table  # noqa: PLC0415
+        from perceptlab.data.mixup import mixup_table, stimulus_table  # noqa: PLC0415
 
         with StimulusLibrary.open(args.library) as lib:
-            table = mixup_table(lib)
+            table = stimulus_table(lib) if any_stimuli else mixup_table(lib)
         for col in ("class_a", "class_b"):
-            table[col] = table[col].astype(int).astype(str)
+            table[col] = [str(int(v)) if v is not None and v == v else "" for v in table[col]]
         return table.set_index("stimulus", drop=False), list(CLASSES)
     raise PerceptLabError("which stimuli were these trials on?", "give --design DESIGN.json or --library DIR")
 
@@ -145,7 +147,7 @@ def _relabel(args: argparse.Namespace):
     from perceptlab.data.export_mixup import read_mixup_results  # noqa: PLC0415
 
     trials = read_mixup_results(args.trials)
-    info, classes = _info(args)
+    info, classes = _info(args, any_stimuli=True)
     return trials, relabel_rows(trials, info, classes), classes
 
 
@@ -232,7 +234,8 @@ def _stimuli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("trials", type=Path, help="trials: the runner's canonical CSV, or a jsPsych CSV/JSON of the export")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--design", type=Path, help="the design.json the trials were collected with")
-    g.add_argument("--library", type=Path, help="or the library holding the mixup stimuli")
+    g.add_argument("--library", type=Path, help="or the library holding the stimuli (soft labels: any stimuli, "
+                   "e.g. boundary stimuli relabeled by choice trials)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
