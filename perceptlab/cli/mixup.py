@@ -29,7 +29,12 @@ def _floats(text: str) -> list[float]:
 
 def _make(args: argparse.Namespace) -> int:
     from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
-    from perceptlab.data.mixup import DEFAULT_LAMBDAS, add_to_library, make_mixup, parse_pairs  # noqa: PLC0415
+    from perceptlab.data.mixup import (  # noqa: PLC0415
+        DEFAULT_LAMBDAS,
+        add_to_library,
+        make_mixup,
+        parse_pairs,
+    )
 
     data = mnist_from_args(args)
     lambdas = _floats(args.lambdas) if args.lambdas else DEFAULT_LAMBDAS
@@ -71,7 +76,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from perceptlab.analysis.mixup_simulate import PerceiverSettings, simulate_perceivers  # noqa: PLC0415
+    from perceptlab.analysis.mixup_simulate import (  # noqa: PLC0415
+        PerceiverSettings,
+        simulate_perceivers,
+    )
     from perceptlab.experiment.design import load_design  # noqa: PLC0415
 
     design = load_design(args.design)
@@ -97,6 +105,8 @@ def _info(args: argparse.Namespace, any_stimuli: bool = False):
         design = load_design(args.design)
         return stimulus_info(design), list(design.classes)
     if args.library:
+        import pandas as pd  # noqa: PLC0415
+
         from perceptlab import CLASSES  # noqa: PLC0415
         from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
         from perceptlab.data.mixup import mixup_table, stimulus_table  # noqa: PLC0415
@@ -104,7 +114,7 @@ def _info(args: argparse.Namespace, any_stimuli: bool = False):
         with StimulusLibrary.open(args.library) as lib:
             table = stimulus_table(lib) if any_stimuli else mixup_table(lib)
         for col in ("class_a", "class_b"):
-            table[col] = [str(int(v)) if v is not None and v == v else "" for v in table[col]]
+            table[col] = [str(int(v)) if pd.notna(v) else "" for v in table[col]]
         return table.set_index("stimulus", drop=False), list(CLASSES)
     raise PerceptLabError("which stimuli were these trials on?", "give --design DESIGN.json or --library DIR")
 

@@ -8,14 +8,26 @@ from perceptlab.cli import main
 
 def test_soft_label_table_on_tiny_models(mixup_design, tmp_path):
     from perceptlab.align.finetune import FinetuneRecipe
-    from perceptlab.align.soft_eval import calibration_metrics, format_table, soft_label_table
-    from perceptlab.analysis.mixup_simulate import PerceiverSettings, simulate_perceivers
+    from perceptlab.align.soft_eval import (
+        calibration_metrics,
+        format_table,
+        soft_label_table,
+    )
+    from perceptlab.analysis.mixup_simulate import (
+        PerceiverSettings,
+        simulate_perceivers,
+    )
     from perceptlab.analysis.soft_labels import relabel_rows, soft_label_set
     from perceptlab.data.images import read_png
     from perceptlab.engine.registry import Registry
     from perceptlab.experiment.design import load_design
     from perceptlab.experiment.mixup import stimulus_info
-    from tests.align.conftest import fake_mnist, one_thread, run_gen, save_tiny_classifiers
+    from tests.align.conftest import (
+        fake_mnist,
+        one_thread,
+        run_gen,
+        save_tiny_classifiers,
+    )
 
     design = load_design(mixup_design)
     trials, _ = simulate_perceivers(design, PerceiverSettings(participants=4, seed=1))

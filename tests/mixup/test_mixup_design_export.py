@@ -23,7 +23,11 @@ def test_design_validates_and_describes_every_stimulus(mixup_design):
 
 
 def test_export_timeline_structure(mixup_design, tmp_path):
-    from perceptlab.data.export_mixup import PLUGINS, export_mixup_jspsych, timeline_trials
+    from perceptlab.data.export_mixup import (
+        PLUGINS,
+        export_mixup_jspsych,
+        timeline_trials,
+    )
     from perceptlab.experiment.design import load_design
 
     index = export_mixup_jspsych(mixup_design, tmp_path / "js")
