@@ -52,6 +52,7 @@ class MixupView(QWidget):
         self.bias = pg.PlotWidget()
         self.bias.setLabel("bottom", "category pair")
         self.bias.setLabel("left", "bias of the 50/50 point (m - 0.5)")
+        self.bias.getAxis("left").enableAutoSIPrefix(False)  # biases are tenths, not "x0.001"
         top = QHBoxLayout()
         top.addWidget(self.trials_button)
         top.addWidget(self.design_button)
