@@ -64,9 +64,7 @@ def difficulty_summary(table: pd.DataFrame) -> dict:
 
 
 def format_difficulty(summary: dict, synthetic: bool = False) -> str:
-    from perceptlab.analysis.simulate import SYNTHETIC_NOTE  # noqa: PLC0415
-
-    lines = [SYNTHETIC_NOTE] if synthetic else []
+    lines = ["SYNTHETIC: the trial file is marked as simulated responses, not human data"] if synthetic else []
     lines.append(f"{summary['stimuli']} stimuli ({summary['with_difficulty']} with a robust logit), "
                  f"{summary['trials']} labelled trials, mean error rate {summary['mean_error_rate']:.1%}")
     if summary.get("spearman_rho") is None:
