@@ -50,6 +50,7 @@ def test_curate_difficulty_and_enhance(make_window, lwise_registry, library_copy
     assert [r.settings["enhancement"]["source"] for r in new] == ids
     cur.view.setCurrentIndex(cur.proxy.mapFromSource(cur.model.index(cur.model.row_of(new[0].id))))
     assert f"enhance of {ids[0]}" in cur.detail.title.text()
+    assert "None" not in cur.detail.title.text()  # a single-class stimulus reads "class a", not "pair a-None"
 
 
 def test_enhance_without_robust_model_says_how_to_train_it(make_window, library_copy, dialogs):
