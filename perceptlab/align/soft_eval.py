@@ -26,8 +26,8 @@ import pandas as pd
 import torch
 
 from perceptlab.align.datasets import build_align_data
-from perceptlab.align.finetune import FinetuneRecipe, finetune_group
 from perceptlab.align.features import FeatureCache
+from perceptlab.align.finetune import FinetuneRecipe, finetune_group
 from perceptlab.align.split import SplitSettings
 from perceptlab.analysis.soft_labels import targets_matrix
 from perceptlab.data.mnist import MnistData

@@ -211,7 +211,7 @@ def _figures(result: dict, out: Path, note: str | None) -> list[Path]:
         return fig, fig.add_subplot()
 
     paths = []
-    pairs, curves, df = result["pairs"], result["curves"], result["joined"]
+    pairs, curves = result["pairs"], result["curves"]
     fig, ax = subplots((6, 5))
     grid = np.linspace(0, 1, 101)
     ax.plot(grid, grid, "k--", lw=1, label="mixup label (identity)")

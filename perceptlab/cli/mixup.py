@@ -29,7 +29,12 @@ def _floats(text: str) -> list[float]:
 
 def _make(args: argparse.Namespace) -> int:
     from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
-    from perceptlab.data.mixup import DEFAULT_LAMBDAS, add_to_library, make_mixup, parse_pairs  # noqa: PLC0415
+    from perceptlab.data.mixup import (  # noqa: PLC0415
+        DEFAULT_LAMBDAS,
+        add_to_library,
+        make_mixup,
+        parse_pairs,
+    )
 
     data = mnist_from_args(args)
     lambdas = _floats(args.lambdas) if args.lambdas else DEFAULT_LAMBDAS
@@ -71,7 +76,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from perceptlab.analysis.mixup_simulate import PerceiverSettings, simulate_perceivers  # noqa: PLC0415
+    from perceptlab.analysis.mixup_simulate import (  # noqa: PLC0415
+        PerceiverSettings,
+        simulate_perceivers,
+    )
     from perceptlab.experiment.design import load_design  # noqa: PLC0415
 
     design = load_design(args.design)
@@ -87,7 +95,9 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _info(args: argparse.Namespace):
+def _info(args: argparse.Namespace, any_stimuli: bool = False):
+    """(stimulus info, classes) from --design or --library; ``any_stimuli``: every library stimulus
+    (boundary stimuli relabeled by choice trials), not only the mixup ones."""
     if args.design:
         from perceptlab.experiment.design import load_design  # noqa: PLC0415
         from perceptlab.experiment.mixup import stimulus_info  # noqa: PLC0415
@@ -95,14 +105,16 @@ def _info(args: argparse.Namespace):
         design = load_design(args.design)
         return stimulus_info(design), list(design.classes)
     if args.library:
+        import pandas as pd  # noqa: PLC0415
+
         from perceptlab import CLASSES  # noqa: PLC0415
         from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
-        from perceptlab.data.mixup import mixup_table  # noqa: PLC0415
+        from perceptlab.data.mixup import mixup_table, stimulus_table  # noqa: PLC0415
 
         with StimulusLibrary.open(args.library) as lib:
-            table = mixup_table(lib)
+            table = stimulus_table(lib) if any_stimuli else mixup_table(lib)
         for col in ("class_a", "class_b"):
-            table[col] = table[col].astype(int).astype(str)
+            table[col] = [str(int(v)) if pd.notna(v) else "" for v in table[col]]
         return table.set_index("stimulus", drop=False), list(CLASSES)
     raise PerceptLabError("which stimuli were these trials on?", "give --design DESIGN.json or --library DIR")
 
@@ -145,7 +157,7 @@ def _relabel(args: argparse.Namespace):
     from perceptlab.data.export_mixup import read_mixup_results  # noqa: PLC0415
 
     trials = read_mixup_results(args.trials)
-    info, classes = _info(args)
+    info, classes = _info(args, any_stimuli=True)
     return trials, relabel_rows(trials, info, classes), classes
 
 
@@ -232,7 +244,8 @@ def _stimuli_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("trials", type=Path, help="trials: the runner's canonical CSV, or a jsPsych CSV/JSON of the export")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--design", type=Path, help="the design.json the trials were collected with")
-    g.add_argument("--library", type=Path, help="or the library holding the mixup stimuli")
+    g.add_argument("--library", type=Path, help="or the library holding the stimuli (soft labels: any stimuli, "
+                   "e.g. boundary stimuli relabeled by choice trials)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -26,7 +26,13 @@ import pandas as pd
 from perceptlab import __version__
 from perceptlab.data.export import image_problem
 from perceptlab.errors import PerceptLabError
-from perceptlab.experiment.design import OUTPUT_COLUMNS, Design, load_design, presentation_order, save_design
+from perceptlab.experiment.design import (
+    OUTPUT_COLUMNS,
+    Design,
+    load_design,
+    presentation_order,
+    save_design,
+)
 
 PLUGINS = (  # (npm package, global, file in jspsych/)
     ("jspsych", "initJsPsych", "jspsych.js"),

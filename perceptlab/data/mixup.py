@@ -167,3 +167,18 @@ def mixup_table(library: StimulusLibrary) -> pd.DataFrame:
     if not rows:
         raise PerceptLabError(f"the library {library.path} holds no mixup stimuli", "make some with `perceptlab mixup make`")
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def stimulus_table(library: StimulusLibrary) -> pd.DataFrame:
+    """Every stimulus of the library in the layout of :func:`mixup_table` (lambda NaN for stimuli that are
+    not mixup images, pair ``a-b`` from their target pair): what relabelings of boundary stimuli need."""
+    rows = []
+    for rec in library.records():
+        info = rec.settings.get("mixup") or {} if rec.mode == MODE else {}
+        pair = f"{'' if rec.class_a is None else rec.class_a}-{'' if rec.class_b is None else rec.class_b}"
+        rows.append({"stimulus": rec.id, "pair": str(info.get("pair", pair)), "class_a": rec.class_a,
+                     "class_b": rec.class_b, "lambda": float(info.get("lambda", np.nan)),
+                     "source_a": info.get("source_a"), "source_b": info.get("source_b"), "file": f"images/{rec.id}.png"})
+    if not rows:
+        raise PerceptLabError(f"the library {library.path} holds no stimuli")
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

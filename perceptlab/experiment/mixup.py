@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from perceptlab import CLASSES
-from perceptlab.data.mixup import CONVENTION, mixup_table
 from perceptlab.data.library import StimulusLibrary
+from perceptlab.data.mixup import CONVENTION, mixup_table
 from perceptlab.errors import PerceptLabError
 from perceptlab.experiment.design import Design, DesignTrial, save_design
 

@@ -7,7 +7,10 @@ import pytest
 
 @pytest.fixture()
 def simulated(tmp_path, builtin_mnist):
-    from perceptlab.analysis.mixup_simulate import PerceiverSettings, simulate_perceivers
+    from perceptlab.analysis.mixup_simulate import (
+        PerceiverSettings,
+        simulate_perceivers,
+    )
     from perceptlab.data.library import StimulusLibrary
     from perceptlab.data.mixup import add_to_library, make_mixup
     from perceptlab.experiment.design import load_design

@@ -18,7 +18,11 @@ def test_logistic_fit_recovers_known_parameters():
 
 def test_simulated_biases_are_recovered_by_the_fits(mixup_design):
     from perceptlab.analysis.mixup import analyze_mixup
-    from perceptlab.analysis.mixup_simulate import PerceiverSettings, recovery, simulate_perceivers
+    from perceptlab.analysis.mixup_simulate import (
+        PerceiverSettings,
+        recovery,
+        simulate_perceivers,
+    )
     from perceptlab.experiment.design import OUTPUT_COLUMNS, load_design
     from perceptlab.experiment.mixup import stimulus_info
 

@@ -8,14 +8,26 @@ from perceptlab.cli import main
 
 def test_soft_label_table_on_tiny_models(mixup_design, tmp_path):
     from perceptlab.align.finetune import FinetuneRecipe
-    from perceptlab.align.soft_eval import calibration_metrics, format_table, soft_label_table
-    from perceptlab.analysis.mixup_simulate import PerceiverSettings, simulate_perceivers
+    from perceptlab.align.soft_eval import (
+        calibration_metrics,
+        format_table,
+        soft_label_table,
+    )
+    from perceptlab.analysis.mixup_simulate import (
+        PerceiverSettings,
+        simulate_perceivers,
+    )
     from perceptlab.analysis.soft_labels import relabel_rows, soft_label_set
     from perceptlab.data.images import read_png
     from perceptlab.engine.registry import Registry
     from perceptlab.experiment.design import load_design
     from perceptlab.experiment.mixup import stimulus_info
-    from tests.align.conftest import fake_mnist, one_thread, run_gen, save_tiny_classifiers
+    from tests.align.conftest import (
+        fake_mnist,
+        one_thread,
+        run_gen,
+        save_tiny_classifiers,
+    )
 
     design = load_design(mixup_design)
     trials, _ = simulate_perceivers(design, PerceiverSettings(participants=4, seed=1))
@@ -79,3 +91,22 @@ def test_cli_make_design_export_simulate_analyze_softlabels(tmp_path, capsys):
     assert "soft targets:" in out and '"soft_labels": true' in out
     metrics = json.loads((tmp_path / "al" / "metrics.json").read_text())
     assert metrics
+
+
+def test_soft_labels_from_choice_trials_on_boundary_stimuli(tmp_path, capsys):
+    import pandas as pd
+
+    from perceptlab.data.library import Stimulus, StimulusLibrary
+
+    with StimulusLibrary.create(tmp_path / "lib") as lib:
+        ids = lib.add([Stimulus(mode="uncertainty", class_a=4, class_b=9), Stimulus(mode="imported")],
+                      np.zeros((2, 28, 28), np.uint8))
+    rows = [("p1", ids[0], "4", 5), ("p2", ids[0], "9", 1), ("p1", ids[1], "7", 5)]
+    pd.DataFrame([{"participant": p, "stimulus": s, "response": r, "kind": "choice", "confidence": c}
+                  for p, s, r, c in rows]).to_csv(tmp_path / "t.csv", index=False)
+    assert main(["mixup", "soft-labels", str(tmp_path / "t.csv"), "--library", str(tmp_path / "lib"),
+                 "--out", str(tmp_path / "s.csv")]) == 0
+    soft = pd.read_csv(tmp_path / "s.csv", dtype={"stimulus": str}).set_index("stimulus")
+    # p2 rated 1 (omega 0): their "9" becomes uniform; p1's "4" stays
+    assert soft.loc[ids[0], "p_4"] == pytest.approx((1 + 0.1) / 2) and soft.loc[ids[0], "p_9"] == pytest.approx(0.05)
+    assert soft.loc[ids[1], "p_7"] == pytest.approx(1.0) and soft.loc[ids[1], "n"] == 1

@@ -20,7 +20,12 @@ def test_mix_follows_the_convention_lambda_is_share_of_class_b(builtin_mnist):
 
 
 def test_library_round_trip_and_errors(mixup_lib, builtin_mnist):
-    from perceptlab.data.mixup import check_lambdas, make_mixup, mixup_table, parse_pairs
+    from perceptlab.data.mixup import (
+        check_lambdas,
+        make_mixup,
+        mixup_table,
+        parse_pairs,
+    )
 
     table = mixup_table(mixup_lib)
     assert len(table) == 20 and set(table["lambda"]) == {0.0, 0.25, 0.5, 0.75, 1.0}

@@ -23,7 +23,11 @@ def test_design_validates_and_describes_every_stimulus(mixup_design):
 
 
 def test_export_timeline_structure(mixup_design, tmp_path):
-    from perceptlab.data.export_mixup import PLUGINS, export_mixup_jspsych, timeline_trials
+    from perceptlab.data.export_mixup import (
+        PLUGINS,
+        export_mixup_jspsych,
+        timeline_trials,
+    )
     from perceptlab.experiment.design import load_design
 
     index = export_mixup_jspsych(mixup_design, tmp_path / "js")
@@ -103,3 +107,29 @@ def test_read_back_refuses_foreign_files(tmp_path):
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     with pytest.raises(PerceptLabError, match="neither a mixup jsPsych export"):
         read_mixup_results(tmp_path / "x.csv")
+
+
+def test_the_runners_trial_file_reads_back(mixup_design, tmp_path):
+    """The in-app runner's session (helper issue15a) run through a mixup design: its canonical CSV is
+    what `mixup analyze` reads. Skipped where the runner is not merged yet."""
+    session_mod = pytest.importorskip("perceptlab.experiment.session")
+    from perceptlab.analysis.mixup import analyze_mixup
+    from perceptlab.data.export_mixup import read_mixup_results
+    from perceptlab.experiment.design import load_design
+    from perceptlab.experiment.mixup import stimulus_info
+
+    design = load_design(mixup_design)
+    with session_mod.ExperimentSession(design, "P01", tmp_path / "runs") as s:
+        while (t := s.next_trial()) is not None:
+            if t.kind == "pick":
+                s.record(t.options["stimuli"][0], 900.0, None, None)
+            elif t.kind == "slider":
+                s.record(t.options["lambda"], 900.0, 300.0, 200.0, confidence=4)
+            else:
+                s.record(t.options["class_b"] if t.options["lambda"] >= 0.5 else t.options["class_a"], 600.0, 300.0, 200.0)
+        path = s.path
+    back = read_mixup_results(path)
+    assert back["kind"].value_counts().to_dict() == {"slider": 20, "choice": 20, "pick": 4}
+    res = analyze_mixup(back, stimulus_info(design))
+    assert res["summary"]["slider_mae"] == pytest.approx(0, abs=1e-3)  # answered with the generating lambda
+    assert res["participants"]["mean_confidence"].iloc[0] == 4

@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from perceptlab._qt.messages import show_error
 from perceptlab._qt.widgets.plot_export import ExportButton
@@ -45,6 +52,7 @@ class MixupView(QWidget):
         self.bias = pg.PlotWidget()
         self.bias.setLabel("bottom", "category pair")
         self.bias.setLabel("left", "bias of the 50/50 point (m - 0.5)")
+        self.bias.getAxis("left").enableAutoSIPrefix(False)  # biases are tenths, not "x0.001"
         top = QHBoxLayout()
         top.addWidget(self.trials_button)
         top.addWidget(self.design_button)
