@@ -56,9 +56,12 @@ def run_experiment(args: argparse.Namespace) -> int:
     session, base = open_session(args.design, args.participant, args.out)
     for note in session.notes:
         print(note)
-    app = ensure_app([])
+    ensure_app([])
     window = RunnerWindow(session, base, auto_respond=auto, auto_seed=args.seed)
-    window.finishedSession.connect(lambda _p: app.quit())
+    from PySide6.QtCore import QEventLoop  # noqa: PLC0415
+
+    loop = QEventLoop()  # a local loop: the application itself is never told to quit
+    window.finishedSession.connect(lambda _p: loop.quit())
     failed = []
 
     def hook(exc_type, exc, tb):  # an error in the runner ends the run (the answers are on disk)
@@ -66,13 +69,13 @@ def run_experiment(args: argparse.Namespace) -> int:
 
         traceback.print_exception(exc_type, exc, tb)
         failed.append(exc)
-        app.exit(1)
+        loop.exit(1)
 
     sys.excepthook = hook
     print(f"trial file: {session.path}")
     show_runner(window, args.fullscreen)
     try:
-        app.exec()
+        loop.exec()
     finally:
         sys.excepthook = sys.__excepthook__
         session.close()

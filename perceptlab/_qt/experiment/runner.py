@@ -291,7 +291,7 @@ class RunnerWindow(QWidget):
         self._times["respond"] = self._swap(self.response)
         self._times["has_stimulus"] = has_stimulus
         if self.auto_respond:
-            QTimer.singleShot(int(self._rng.uniform(150, 400)), lambda: self._auto_answer(token))
+            QTimer.singleShot(int(self._rng.uniform(150, 400)), self, lambda: self._auto_answer(token))
 
     # ---- response screens
 
@@ -412,7 +412,7 @@ class RunnerWindow(QWidget):
             truth = trial.true_label if trial.kind == "choice" else trial.options.get("correct")
             self._show_text("Correct" if row["correct"] else f"Incorrect — it was {truth}")
             token = self._token
-            QTimer.singleShot(FEEDBACK_MS, lambda: self._after_feedback(token))
+            QTimer.singleShot(FEEDBACK_MS, self, lambda: self._after_feedback(token))
         else:
             self._next_trial()
 
@@ -435,7 +435,7 @@ class RunnerWindow(QWidget):
 
     def _auto(self, ms: int, fn) -> None:
         if self.auto_respond:
-            QTimer.singleShot(ms, fn)
+            QTimer.singleShot(ms, self, fn)
 
     # ---- keys, pause, end
 
