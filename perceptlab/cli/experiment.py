@@ -48,37 +48,15 @@ def run_experiment(args: argparse.Namespace) -> int:
     if hint:
         print(hint, file=sys.stderr)
         return 2
-    from perceptlab._qt.app import ensure_app  # noqa: PLC0415
-    from perceptlab._qt.experiment import open_session  # noqa: PLC0415
-    from perceptlab._qt.experiment.runner import RunnerWindow, show_runner  # noqa: PLC0415
+    from perceptlab._qt.experiment import open_session, run_until_closed  # noqa: PLC0415
 
     auto = args.auto_respond or os.environ.get("PERCEPTLAB_AUTO_RESPOND") == "1"
     session, base = open_session(args.design, args.participant, args.out)
     for note in session.notes:
         print(note)
-    ensure_app([])
-    window = RunnerWindow(session, base, auto_respond=auto, auto_seed=args.seed)
-    from PySide6.QtCore import QEventLoop  # noqa: PLC0415
-
-    loop = QEventLoop()  # a local loop: the application itself is never told to quit
-    window.finishedSession.connect(lambda _p: loop.quit())
-    failed = []
-
-    def hook(exc_type, exc, tb):  # an error in the runner ends the run (the answers are on disk)
-        import traceback  # noqa: PLC0415
-
-        traceback.print_exception(exc_type, exc, tb)
-        failed.append(exc)
-        loop.exit(1)
-
-    sys.excepthook = hook
     print(f"trial file: {session.path}")
-    show_runner(window, args.fullscreen)
-    try:
-        loop.exec()
-    finally:
-        sys.excepthook = sys.__excepthook__
-        session.close()
+    window, failed = run_until_closed(session, base, fullscreen=args.fullscreen, auto_respond=auto,
+                                      auto_seed=args.seed)
     done, total = session.progress
     print(f"{done} of {total} trials answered and saved in {session.path}")
     if auto:

@@ -31,7 +31,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from perceptlab.errors import PerceptLabError
-from perceptlab.experiment.design import OUTPUT_COLUMNS, Design, DesignTrial, load_design, presentation_order
+from perceptlab.experiment.design import (
+    OUTPUT_COLUMNS,
+    Design,
+    DesignTrial,
+    load_design,
+    presentation_order,
+)
 
 _PARTICIPANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

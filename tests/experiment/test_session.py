@@ -11,7 +11,13 @@ import pytest
 
 from perceptlab.data.library import StimulusLibrary
 from perceptlab.errors import PerceptLabError
-from perceptlab.experiment.design import OUTPUT_COLUMNS, Design, DesignTrial, load_design, save_design
+from perceptlab.experiment.design import (
+    OUTPUT_COLUMNS,
+    Design,
+    DesignTrial,
+    load_design,
+    save_design,
+)
 from perceptlab.experiment.library_design import design_from_library, n_catch_trials
 from perceptlab.experiment.session import ExperimentSession
 from tests.data.test_library import make_images, make_records
