@@ -8,7 +8,8 @@ taken right after that repaint, never the time a timer fired. A transition is sc
 before its target as that page's repaints usually take (a running estimate, at most 8 ms), and the response
 screen is built and rendered off screen while the stimulus is on. The measured durations (stimulus onset to
 the response screen's onset, fixation onset to stimulus onset) are stored beside the intended ones for
-every trial. With a known refresh rate the intended durations are whole frames.
+every trial. With a known refresh rate the intended durations are whole frames. Python's garbage collector
+is off from the fixation onset to the response screen (a collection can take tens of milliseconds).
 
 Responses: one button per class with its key (a class named by one character is its own key, e.g. the
 digits; otherwise 1..9), ``pick`` = a row of images (keys 1..n), ``slider`` = a slider (arrows) and a
@@ -22,6 +23,7 @@ a pilot / timing check with no participant.
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -239,15 +241,17 @@ class RunnerWindow(QWidget):
             return
         self._token += 1
         token = self._token
+        gc.disable()  # no collector pause between the fixation onset and the response screen
         self.state = "fixation"
         self.trial = None
         self.stage.content = "cross"
         self._times = {"fixation": self._swap(self.stage)}
         if self.session.design.adaptive and not self.session.has_pending:
-            self._job = Job(self.session.next_trial, name="next-stimulus", parent=self)
+            if self._job is None or not self._job.is_running():  # after a pause the last one may still run
+                self._job = Job(self.session.next_trial, name="next-stimulus", parent=self)
+                self._job.errored.connect(self._failed)
+                self._job.start()
             self._job.returned.connect(lambda t, token=token: self._trial_ready(t, token))
-            self._job.errored.connect(self._failed)
-            self._job.start()
         else:
             self._trial_ready(self.session.next_trial(), token)
         self._at(self._times["fixation"] + self.fixation_ms - self._lead("stage"), lambda: self._fixation_over(token),
@@ -289,6 +293,7 @@ class RunnerWindow(QWidget):
             return
         self.state = "respond"
         self._times["respond"] = self._swap(self.response)
+        gc.enable()
         self._times["has_stimulus"] = has_stimulus
         if self.auto_respond:
             QTimer.singleShot(int(self._rng.uniform(150, 400)), self, lambda: self._auto_answer(token))
@@ -480,6 +485,7 @@ class RunnerWindow(QWidget):
     def pause(self) -> None:
         if self.state in ("end", "paused"):
             return
+        gc.enable()
         self._token += 1  # the trial on screen (not answered) is shown again after the pause
         self.state = "paused"
         done, total = self.session.progress
@@ -487,6 +493,7 @@ class RunnerWindow(QWidget):
                         "Space: continue    Q: quit (you can resume later with the same participant id)")
 
     def _failed(self, exc) -> None:
+        gc.enable()
         self._token += 1
         self.state = "paused"
         self._show_text(f"The next stimulus could not be chosen: {exc}\n\nQ: quit (the answers so far are saved)")
@@ -504,6 +511,7 @@ class RunnerWindow(QWidget):
         return super().event(ev)
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        gc.enable()
         self._token += 1
         if self._job is not None and self._job.is_running():
             self._job.wait(10_000)
