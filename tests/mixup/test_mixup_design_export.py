@@ -52,7 +52,9 @@ NODE_RUN = r"""
 const fs = require("fs");
 global.jsPsychHtmlKeyboardResponse = "kb"; global.jsPsychHtmlButtonResponse = "btn";
 global.jsPsychImageSliderResponse = "slider"; global.jsPsychPreload = "preload";
-eval(fs.readFileSync(process.argv[2], "utf8") + "\nglobal.perceptlabTimeline = perceptlabTimeline;");
+const dir = process.argv[2];
+eval(["timeline.js", "perceptlab-save.js", "perceptlab-mixup.js"].map((f) => fs.readFileSync(dir + "/" + f, "utf8")).join("\n")
+  + "\nglobal.perceptlabTimeline = perceptlabTimeline;");
 const tl = perceptlabTimeline({});
 const rows = []; let i = 0;
 for (const node of tl) {
@@ -75,7 +77,7 @@ def test_timeline_runs_in_node_and_its_data_read_back(mixup_design, tmp_path):
     out = export_mixup_jspsych(mixup_design, tmp_path / "js").parent
     script = tmp_path / "run.js"
     script.write_text(NODE_RUN)
-    res = subprocess.run(["node", str(script), str(out / "timeline.js")], capture_output=True, text=True, timeout=30)
+    res = subprocess.run(["node", str(script), str(out)], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout)
     assert got["types"][:2] == ["preload", "kb"]
