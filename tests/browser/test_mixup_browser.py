@@ -177,7 +177,7 @@ def test_mixup_full_run_posts_every_row_and_downloads(browser, tmp_path, design_
         context = browser.new_context(accept_downloads=True)
         page = context.new_page()
         _start(page, f"{server.url}/index.html?subject=M02")
-        with page.expect_download() as info:
+        with page.expect_download(timeout=60_000) as info:  # the download comes after the last trial
             _run(page, design, n_choice=3)
         info.value.save_as(tmp_path / "M02.csv")
         page.wait_for_selector("#perceptlab-saved", timeout=30_000)
