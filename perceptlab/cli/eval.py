@@ -11,7 +11,7 @@ from perceptlab.cli._common import BUILTIN_CLASSIFIERS, add_mnist_args, mnist_fr
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="measure classifier accuracy, prior sample quality or judge AUC")
-    p.add_argument("what", choices=["classifiers", "observers", "prior", "judge"])
+    p.add_argument("what", choices=["classifiers", "observers", "prior", "judge", "robust"])
     add_mnist_args(p)
     p.add_argument("--weights", metavar="DIR", help="weights folder (default: the shipped resources/weights)")
     p.add_argument("--models", default=",".join(BUILTIN_CLASSIFIERS))
@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=50, help="prior: DDPM inference steps (default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--grid", metavar="PNG", help="prior: save a 10x10 grid of samples")
+    p.add_argument("--grid", metavar="PNG", help="prior: save a 10x10 grid of samples; robust: the input-gradient grid")
+    p.add_argument("--attack-n", type=int, help="robust: attack only the first N hold-out digits (default all)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--record", action="store_true", help="store the results as 'metrics' in each model's config")
     p.set_defaults(func=run)
@@ -85,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:10s} accuracy {acc:.4f} on hold-out half B ({len(half_b):,} digits no model trains on)")
             if args.record:
                 _record(folder, name, "half_b", {**result[name], "data": data.source})
+    elif args.what == "robust":
+        from perceptlab.cli.lwise import eval_robust  # noqa: PLC0415
+
+        result = eval_robust(args, reg, folder, device)
+        if args.record:
+            _record(folder, "robust", "robust", result)
     elif args.what == "prior":
         result = evaluate.eval_prior(
             reg, args.n, args.per_class, args.steps, args.seed, device, grid_path=Path(args.grid) if args.grid else None

@@ -491,6 +491,16 @@ class StimulusLibrary:
             raise PerceptLabError(f"the note must be text, got {type(note).__name__}")
         return self._set_field("note", {stimulus_id: note})[stimulus_id]
 
+    def merge_settings(self, values: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Set keys of the ``settings`` of stimuli ({id: {key: JSON value}}), in one transaction;
+        other keys are kept. Returns {id: previous settings}."""
+        ids = _id_list(list(values))
+        with self._transaction() as conn:
+            old = {i: json.loads(v) for i, v in self._fetch(conn, ids, "settings").items()}
+            new = {i: json.dumps({**old[i], **dict(values[i])}) for i in ids}
+            self._update(conn, "settings", new)
+        return old
+
     def revert(self, field_name: str, previous: Mapping[str, Any]) -> dict[str, Any]:
         """Undo helper: set ``status``, ``tags`` or ``note`` per id from a mapping returned by a
         curation call, in one transaction; returns the values it replaced (for redo)."""

@@ -22,7 +22,7 @@ import numpy as np
 from perceptlab.errors import PerceptLabError
 
 IMAGES_DIR = "images"
-MODES = ("uncertainty", "controversial", "mnist", "imported", "manipulation", "mixup")
+MODES = ("uncertainty", "controversial", "mnist", "imported", "manipulation", "mixup", "enhanced")
 STATUSES = ("new", "accepted", "rejected")
 MANIFEST_COLUMNS = (
     "stimulus_id", "file", "mode", "class_a", "class_b", "classifier", "classifier2", "gamma", "steps",

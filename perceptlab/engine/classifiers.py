@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from perceptlab.engine.observers import OBSERVER_ARCHITECTURES
+from perceptlab.engine.robust import RobustCNN
 
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:
@@ -120,8 +121,9 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "vit": ViT,
 }
 # Everything the registry can build: the zoo (which fine-tuning knows how to split) and the independent
-# observers (engine/observers.py: never guide, never filter, never fine-tuned).
-MODEL_ARCHITECTURES: dict[str, type[nn.Module]] = {**ARCHITECTURES, **OBSERVER_ARCHITECTURES}
+# observers (engine/observers.py: never guide, never filter, never fine-tuned) and the adversarially
+# trained CNN of ``robust`` (engine/robust.py).
+MODEL_ARCHITECTURES: dict[str, type[nn.Module]] = {**ARCHITECTURES, **OBSERVER_ARCHITECTURES, "robust_cnn": RobustCNN}
 
 
 def build(arch: str, arch_config: dict | None = None) -> nn.Module:

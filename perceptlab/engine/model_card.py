@@ -92,6 +92,43 @@ def _observers(folder: Path) -> list[str]:
     return [*lines, ""]
 
 
+def _robust(folder: Path) -> list[str]:
+    """The adversarially trained classifier of the L-WISE tools (engine/robust.py)."""
+    lines = ["## Robust classifier (`robust`)", ""]
+    cfg = _load(folder, "robust")
+    if cfg is None:
+        return [*lines, "Not trained yet (`perceptlab train classifiers --models robust`).", ""]
+    tr = cfg.get("training", {})
+    m = cfg.get("metrics", {}).get("robust", {})
+    lines += [
+        "A small CNN (conv5-16, pool, conv5-32, pool, FC 128; ReLU, no batch norm) adversarially trained for",
+        "L-WISE's difficulty, enhancement and curriculum tools: every batch is replaced by PGD examples",
+        f"(cross-entropy ascent, random start) within an {tr.get('adv_norm', '').upper()} ball of ε = "
+        f"{tr.get('adv_eps')} in the [-1, 1] pixel range (ε/2 = {tr.get('adv_eps', 0) / 2:g} in [0, 1] units),",
+        f"{tr.get('adv_steps')} steps of 2.5 ε / steps; AdamW lr {tr.get('lr')}, batch {tr.get('batch_size')}, "
+        f"{tr.get('epochs')} epochs, random affine augmentation, seed {tr.get('seed')}; the same "
+        f"{tr.get('n_train', 0):,} training digits as the zoo; {_fmt_minutes(tr.get('train_seconds'))} on the CPU.",
+        "Trained by `perceptlab train classifiers --models robust` (resumable from its epoch checkpoint),",
+        "measured by `perceptlab eval robust --record` on the fixed hold-out.",
+        "",
+    ]
+    if m:
+        lines += [
+            "| hold-out digits | clean accuracy | robust accuracy | attack |",
+            "| --- | --- | --- | --- |",
+            f"| {m.get('n', 0):,} | **{m.get('clean_accuracy', 0):.2%}** | **{m.get('robust_accuracy', 0):.2%}** | "
+            f"PGD-{m.get('pgd_steps')}, {m.get('norm', '').upper()}, ε = {m.get('eps')} ([-1, 1] units), random start |",
+        ]
+        refs = [(k[: -len("_reference")], v) for k, v in m.items() if k.endswith("_reference")]
+        for name, v in refs:
+            lines.append(f"| `{name}` (standard training), same attack | {v.get('clean_accuracy', 0):.2%} | "
+                         f"{v.get('robust_accuracy', 0):.2%} | |")
+        lines.append("")
+    else:
+        lines += ["Not measured yet.", ""]
+    return lines
+
+
 def render(folder: Path) -> str:
     lines = [
         "# PerceptLab model card",
@@ -138,6 +175,7 @@ def render(folder: Path) -> str:
         "",
     ]
     lines += _observers(folder)
+    lines += _robust(folder)
     judge = _load(folder, "judge")
     lines += ["## Digit judge (`judge`)", ""]
     if judge is None:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from perceptlab.data.mnist import MnistData
 from perceptlab.engine.augment import random_affine
 from perceptlab.engine.classifiers import build
+from perceptlab.engine.robust import ROBUST_EPS, ROBUST_NORM, ROBUST_TRAIN_STEPS, adversarial_examples
 from perceptlab.engine.supervised import supervised_loop
 from perceptlab.engine.weights import save_weights
 
@@ -36,6 +37,11 @@ class ClassifierRecipe:
     seed: int = 0
     kind: str = "classifier"  # or "observer" (engine/observers.py)
     data_split: str = "train"  # "train": the training digits; "holdout_a": half A of the hold-out only
+    # Adversarial training (engine/robust.py): PGD-adv_steps examples within adv_eps (adv_norm, [-1, 1]
+    # pixel units) replace each batch; 0 steps = standard training.
+    adv_eps: float = 0.0
+    adv_norm: str = "l2"
+    adv_steps: int = 0
 
 
 # Registry name -> recipe of the shipped weights.
@@ -45,6 +51,9 @@ RECIPES: dict[str, ClassifierRecipe] = {
     "mlp": ClassifierRecipe("mlp", epochs=30),
     "lrm": ClassifierRecipe("logreg", epochs=30, lr=3e-3, weight_decay=0.0, augment=False),
     "vit": ClassifierRecipe("vit", epochs=16, lr=5e-4, weight_decay=0.05),
+    "robust": ClassifierRecipe(
+        "robust_cnn", epochs=16, adv_eps=ROBUST_EPS, adv_norm=ROBUST_NORM, adv_steps=ROBUST_TRAIN_STEPS
+    ),
 }
 
 # The independent observers (never guide, never filter): other architectures and seeds than the zoo;
@@ -108,7 +117,10 @@ def train_classifier(
         return (random_affine(x, gen) if recipe.augment else x), y
 
     def loss_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(model(x.to(device)), y.to(device), label_smoothing=recipe.label_smoothing)
+        x, y = x.to(device), y.to(device)
+        if recipe.adv_steps > 0:
+            x = adversarial_examples(model, x, y, recipe.adv_eps, recipe.adv_norm, recipe.adv_steps, gen)
+        return F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
 
     elapsed = yield from supervised_loop(
         model,

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from perceptlab._qt.analysis.lwise import LwisePage
 from perceptlab._qt.analysis.mixup import MixupView
 from perceptlab._qt.analysis.plots import AgreementView, EntropyView, ModelHumanView, OutcomeView, RtView
 from perceptlab._qt.analysis.runner import recluster
@@ -96,6 +97,9 @@ class AnalysisPanel(QWidget):
         self.mixup = MixupView(self)  # its own trials and design (pick / slider trials), seeds/004
         self.mixup.message.connect(self.message)
         self.tabs.addTab(self.mixup, "Mixup")
+        self.lwise = LwisePage(session, self)  # L-WISE: difficulty vs error, learning curves
+        self.lwise.message.connect(self.message)
+        self.tabs.addTab(self.lwise, "L-WISE")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.banner)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from perceptlab._qt.widgets.images import pixmap_from_file, placeholder
 from perceptlab.analysis.choices import entropy_bits
 from perceptlab.analysis.transfer import describe as describe_observers
+from perceptlab.data.difficulty import describe as describe_lwise
 from perceptlab.data.library import Stimulus
 
 BIG = 224
@@ -94,7 +95,12 @@ class StimulusDetail(QWidget):
             return
         ok = image_path is not None and image_path.is_file()
         self.image.setPixmap(pixmap_from_file(image_path, BIG) if ok else placeholder(BIG, "image missing"))
-        pair = f"{rec.class_a}-{rec.class_b}" if rec.class_a is not None else "—"
+        if rec.class_a is None:
+            pair = "—"
+        elif rec.class_b is None:  # a single class (an enhanced or catch digit)
+            pair = f"class {rec.class_a}"
+        else:
+            pair = f"{rec.class_a}-{rec.class_b}"
         who = rec.classifier or "—"
         if rec.classifier2:
             who += f" vs {rec.classifier2}"
@@ -104,14 +110,18 @@ class StimulusDetail(QWidget):
         pb = f"{rec.p_b:.3f}" if rec.p_b is not None else "—"
         if rec.classifier2 and rec.class_a is not None:  # controversial: p_a and p_b come from two models
             probs = f"{rec.classifier}: p({rec.class_a}) = {pa}, {rec.classifier2}: p({rec.class_b}) = {pb}"
-        elif rec.class_a is not None:
+        elif rec.class_a is not None and rec.class_b is not None:
             probs = f"p({rec.class_a}) = {pa}, p({rec.class_b}) = {pb}"
+        elif rec.class_a is not None:
+            probs = f"p({rec.class_a}) = {pa}"
         else:
             probs = f"p_a = {pa}, p_b = {pb}"
         self.title.setText(
-            f"<b>{rec.id}</b> — <b>{rec.status}</b><br>{rec.mode}, pair {pair}, guided by {who}<br>"
+            f"<b>{rec.id}</b> — <b>{rec.status}</b><br>{rec.mode}, {'' if pair.startswith('class') else 'pair '}{pair}, "
+            f"guided by {who}<br>"
             f"{probs}, judge score {judge}<br>filter: {verdict}"
             + (f"<br>{observed}" if (observed := describe_observers(rec.probs, rec.class_a, rec.class_b)) else "")
+            + (f"<br>{lwise}" if (lwise := describe_lwise(rec)) else "")
         )
         rows = list(rec.probs.items())
         if choices is not None and np.sum(choices) > 0:

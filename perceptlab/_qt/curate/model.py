@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate
 
 from perceptlab._qt.widgets.images import pixmap_from_file, placeholder
 from perceptlab.data.library import Stimulus, StimulusLibrary
+from perceptlab.data.difficulty import difficulty_of
 
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 ID_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -26,6 +27,7 @@ SORT_KEYS = {
     "judge": "judge score",
     "balance": "pair balance min(p_a, p_b)",
     "entropy": "human choice entropy",
+    "difficulty": "difficulty (robust logit)",
     "status": "status",
 }
 
@@ -137,6 +139,8 @@ class LibraryModel(QAbstractListModel):
             tags = f"\ntags: {', '.join(rec.tags)}" if rec.tags else ""
             ent = self.entropy.get(rec.id)
             ent_text = f"\nhuman entropy {ent:.2f} bits" if ent is not None else ""
+            d = difficulty_of(rec)
+            ent_text += f"\ndifficulty (robust logit) {d:.2f}" if d is not None else ""
             return f"{rec.id} — {rec.mode}, {pair}, {rec.status}{tags}{ent_text}"
         return None
 
@@ -147,6 +151,9 @@ class LibraryModel(QAbstractListModel):
             return min(rec.p_a, rec.p_b) if rec.p_a is not None and rec.p_b is not None else math.nan
         if key == "entropy":
             return self.entropy.get(rec.id, math.nan)
+        if key == "difficulty":
+            d = difficulty_of(rec)
+            return math.nan if d is None else float(d)
         if key == "status":
             return {"new": 0, "accepted": 1, "rejected": 2}.get(rec.status, 3)
         return float(row)

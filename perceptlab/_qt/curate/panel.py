@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from perceptlab._qt.curate import commands
+from perceptlab._qt.curate import commands, lwise
 from perceptlab._qt.curate.detail import StimulusDetail
 from perceptlab._qt.curate.export_dialog import ExportDialog, run_export
 from perceptlab._qt.curate.model import CELL, SORT_KEYS, LibraryModel, LibraryProxy, ThumbDelegate
@@ -126,17 +126,27 @@ class CuratePanel(QWidget):
         self.reset_button = QPushButton("Reset (N)")
         self.tag_button = QPushButton("Tag… (T)")
         self.export_button = QPushButton("Export…")
+        self.difficulty_button = QPushButton("Difficulty")
+        self.difficulty_button.setToolTip("store the robust model's ground-truth logit of the selected stimuli "
+                                          "(all when none is selected)")
+        self.enhance_button = QPushButton("Enhance…")
+        self.enhance_button.setToolTip("L-WISE: new stimuli by gradient steps on the true class's logit (or harder)")
+        self.lwise_job: Job | None = None
         self.count = QLabel()
         actions = QHBoxLayout()
         for b in (self.accept_button, self.reject_button, self.reset_button, self.tag_button):
             actions.addWidget(b)
         actions.addWidget(self.count, 1)
+        actions.addWidget(self.difficulty_button)
+        actions.addWidget(self.enhance_button)
         actions.addWidget(self.export_button)
         self.accept_button.clicked.connect(lambda: self.curate_key("accept"))
         self.reject_button.clicked.connect(lambda: self.curate_key("reject"))
         self.reset_button.clicked.connect(lambda: self.curate_key("new"))
         self.tag_button.clicked.connect(lambda: self.curate_key("tag"))
         self.export_button.clicked.connect(self.export_dialog)
+        self.difficulty_button.clicked.connect(lambda: lwise.compute_difficulty_job(self, self.selected_ids()))
+        self.enhance_button.clicked.connect(lambda: lwise.enhance_dialog(self))
 
         left = QWidget()
         ll = QVBoxLayout(left)
