@@ -129,7 +129,8 @@ _ROWS_TEXT = (
     "(button index), `response_label` (class name), `correct`, `true_label`, `stimulus_id`, `trial_id`, "
     "`block`, `phase`, `feedback`, `eps`, `condition`, `order_seed`, jsPsych's `rt` and `trial_index`, "
     "`intended_fixation_ms`, `measured_fixation_ms`, `intended_stimulus_ms`, `measured_stimulus_ms`, "
-    "`timestamp_utc`."
+    "`timestamp_utc` (`measured_stimulus_ms` is empty when the answer came before the image was hidden: "
+    "the image then stayed up to the answer)."
 )
 
 
