@@ -100,25 +100,17 @@ function perceptlabTimeline(jsPsych) {
   return timeline;
 }
 
-const PerceptLabCurriculum = (() => {
-  function run(opts) {
-    const C = PERCEPTLAB_CONFIG;
-    const s = PerceptLabSave.init({ config: C, subject: opts.subject });
-    let jsPsych = null;
-    jsPsych = initJsPsych({
-      on_data_update: (row) => PerceptLabSave.record(row),
-      on_finish: () => PerceptLabSave.finish({
-        rows: jsPsych.data.get().filter({ task: "choice" }).values(),
-        saveCsv: (name) => jsPsych.data.get().filter({ task: "choice" }).localSave("csv", name),
-      }),
+const PerceptLabCurriculum = {
+  run: (opts) => {
+    const s = PerceptLabSave.start({
+      config: PERCEPTLAB_CONFIG,
+      subject: opts.subject,
+      properties: (s) => ({ participant: s.subject, subject: s.subject, session_id: s.session,
+        experiment_id: PERCEPTLAB_CONFIG.experiment_id }),
+      timeline: perceptlabTimeline,
+      filter: { task: "choice" },
     });
-    jsPsych.data.addProperties({ participant: s.subject, subject: s.subject, session_id: s.session,
-      experiment_id: C.experiment_id });
-    window.perceptlabSession = { ...s, jsPsych };
-    window.perceptlabJsPsych = jsPsych; // for tests and the console
-    jsPsych.run(perceptlabTimeline(jsPsych));
-    return window.perceptlabSession;
-  }
-
-  return { run };
-})();
+    window.perceptlabJsPsych = s.jsPsych; // for tests and the console
+    return s;
+  },
+};

@@ -139,24 +139,12 @@ function perceptlabTimeline(jsPsych) {
   return timeline;
 }
 
-const PerceptLabMixup = (() => {
-  function run(opts) {
-    const C = PERCEPTLAB_CONFIG;
-    const s = PerceptLabSave.init({ config: C, subject: opts.subject });
-    let jsPsych = null;
-    jsPsych = initJsPsych({
-      on_data_update: (row) => PerceptLabSave.record(row),
-      on_finish: () => PerceptLabSave.finish({
-        rows: jsPsych.data.get().values(),
-        saveCsv: (name) => jsPsych.data.get().localSave("csv", name),
-      }),
-    });
-    jsPsych.data.addProperties({ subject: s.subject, session_id: s.session, experiment_id: C.experiment_id,
-      design: C.design });
-    window.perceptlabSession = { ...s, jsPsych };
-    jsPsych.run(perceptlabTimeline(jsPsych));
-    return window.perceptlabSession;
-  }
-
-  return { run };
-})();
+const PerceptLabMixup = {
+  run: (opts) => PerceptLabSave.start({
+    config: PERCEPTLAB_CONFIG,
+    subject: opts.subject,
+    properties: (s) => ({ subject: s.subject, session_id: s.session, experiment_id: PERCEPTLAB_CONFIG.experiment_id,
+      design: PERCEPTLAB_CONFIG.design }),
+    timeline: perceptlabTimeline,
+  }),
+};

@@ -145,21 +145,14 @@ function perceptlabTimeline(jsPsych) {
 const PerceptLab = (() => {
   function run(opts) {
     const C = PERCEPTLAB_CONFIG;
-    const s = PerceptLabSave.init({ config: C, subject: opts.subject });
-    let jsPsych = null;
-    jsPsych = initJsPsych({
-      on_data_update: (row) => PerceptLabSave.record(row),
-      on_finish: () => PerceptLabSave.finish({
-        rows: jsPsych.data.get().values(),
-        saveCsv: (name) => jsPsych.data.get().localSave("csv", name),
-      }),
+    return PerceptLabSave.start({
+      config: C,
+      subject: opts.subject,
+      seed: opts.seed,
+      properties: (s, seed) => ({ subject: s.subject, session_id: s.session, order_seed: seed,
+        experiment_id: C.experiment_id, layout: C.layout }),
+      timeline: perceptlabTimeline,
     });
-    const seed = jsPsych.randomization.setSeed(opts.seed || undefined);
-    jsPsych.data.addProperties({ subject: s.subject, session_id: s.session, order_seed: seed, experiment_id: C.experiment_id,
-      layout: C.layout });
-    window.perceptlabSession = { ...s, seed, jsPsych };
-    jsPsych.run(perceptlabTimeline(jsPsych));
-    return window.perceptlabSession;
   }
 
   return { run, sessionKey: (subject, session) => PerceptLabSave.sessionKey(PERCEPTLAB_CONFIG.experiment_id, subject, session) };

@@ -7,7 +7,9 @@
 //     and downloads them) and to the save hook (none | post | jatos | pavlovia) as they are made;
 //   PerceptLabSave.record(row)  one answered trial (pass it as jsPsych's on_data_update);
 //   PerceptLabSave.finish({rows, saveCsv})  the session is finished: the CSV download (saveCsv(name),
-//     unless config.download is false), the thank-you page, the hook's final save.
+//     unless config.download is false), the thank-you page, the hook's final save;
+//   PerceptLabSave.start({config, subject, timeline, properties, seed, filter})  all three around a
+//     jsPsych run (window.perceptlabSession: the session, for tests and the console).
 "use strict";
 
 const PERCEPTLAB_PREFIX = "perceptlab:";
@@ -258,5 +260,23 @@ const PerceptLabSave = (() => {
     });
   }
 
-  return { init, record, finish, sessionKey, readJSON };
+  function start(opts) {
+    // a session run with jsPsych: opts.config, opts.subject; opts.timeline(jsPsych): the trials;
+    // opts.properties(session, seed): what every row records about the session; opts.seed: the order
+    // seed (a setSeed argument; the seed used goes to properties); opts.filter: the rows saved at the end
+    const s = init({ config: opts.config, subject: opts.subject });
+    let jsPsych = null;
+    const data = () => (opts.filter ? jsPsych.data.get().filter(opts.filter) : jsPsych.data.get());
+    jsPsych = initJsPsych({
+      on_data_update: record,
+      on_finish: () => finish({ rows: data().values(), saveCsv: (name) => data().localSave("csv", name) }),
+    });
+    const seed = "seed" in opts ? jsPsych.randomization.setSeed(opts.seed || undefined) : undefined;
+    jsPsych.data.addProperties(opts.properties(s, seed));
+    window.perceptlabSession = { ...s, ...(seed === undefined ? {} : { seed }), jsPsych };
+    jsPsych.run(opts.timeline(jsPsych));
+    return window.perceptlabSession;
+  }
+
+  return { init, record, finish, start, sessionKey, readJSON };
 })();
