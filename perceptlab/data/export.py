@@ -7,7 +7,6 @@ else (notably a filled ``jspsych/`` folder).
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
@@ -31,11 +30,13 @@ from perceptlab.data.jspsych_kit import (
     check_layout,
     check_save_hook,
     copy_assets,
+    experiment_id,
     fill_jspsych,
     hook_text,
     index_html,
     readme_sections,
     response_keys,
+    save_settings,
     write_catch_trials,
 )
 from perceptlab.data.library import (
@@ -274,9 +275,8 @@ def _config(library: StimulusLibrary, records: list[Stimulus], catch: list[dict]
             download: bool) -> dict:
     classes = list(CLASSES)
     keys = response_keys(classes)
-    digest = hashlib.sha1(json.dumps([library.path.name, [r.id for r in records], [c["stimulus_id"] for c in catch],
-                                      layout, fixation_ms, stimulus_ms]).encode()).hexdigest()[:8]
-    experiment_id = re.sub(r"[^A-Za-z0-9_-]+", "_", library.path.name) + "-" + digest
+    exp_id = experiment_id(library.path.name, [r.id for r in records], [c["stimulus_id"] for c in catch], layout,
+                           fixation_ms, stimulus_ms)
     key_text = ("the number keys give the digit" if keys == classes else
                 "keys 1-9 answer the classes in button order" if any(keys) else "")
     instructions = (
@@ -286,7 +286,7 @@ def _config(library: StimulusLibrary, records: list[Stimulus], catch: list[dict]
            if layout == "choice-screen" else "<p>Click the button of what you saw.</p>")
         + "<p>If unsure, give your best guess.</p><p>Press any key to start.</p>")
     return {
-        "experiment_id": experiment_id,
+        "experiment_id": exp_id,
         "title": title,
         "layout": layout,
         "classes": classes,
@@ -296,11 +296,7 @@ def _config(library: StimulusLibrary, records: list[Stimulus], catch: list[dict]
         "image_px": image_px,
         "n_stimuli": len(records),
         "n_catch": len(catch),
-        "save_hook": save_hook,
-        "save_url": save_url,
-        "retry_base_ms": 500,
-        "retry_max_ms": 30000,
-        "download": bool(download),
+        **save_settings(save_hook, save_url, download),
         "instructions_html": instructions,
         "choice_prompt_html": f"<p>{html.escape(title)}</p>",
     }

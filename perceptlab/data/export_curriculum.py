@@ -18,10 +18,8 @@ timing; they load into ``perceptlab curriculum analyze``.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
-import re
 from pathlib import Path
 
 from perceptlab import __version__
@@ -32,10 +30,12 @@ from perceptlab.data.jspsych_kit import (
     SAVE_JS,
     check_save_hook,
     copy_assets,
+    experiment_id,
     fill_jspsych,
     hook_text,
     index_html,
     readme_sections,
+    save_settings,
 )
 from perceptlab.data.library import StimulusLibrary
 from perceptlab.errors import PerceptLabError
@@ -66,10 +66,9 @@ README = "README.md"
 
 
 def _config(design: Design, image_px: int, title: str, save_hook: str, save_url: str | None, download: bool) -> dict:
-    digest = hashlib.sha1(json.dumps([design.name, [t.id for t in design.trials], design.order_seed,
-                                      design.fixation_ms, design.stimulus_ms]).encode()).hexdigest()[:8]
     return {
-        "experiment_id": "learning-" + re.sub(r"[^A-Za-z0-9_-]+", "_", design.name) + "-" + digest,
+        "experiment_id": experiment_id("learning-" + design.name, [t.id for t in design.trials], design.order_seed,
+                                       design.fixation_ms, design.stimulus_ms),
         "title": title,
         "design": design.name,
         "classes": list(design.classes),
@@ -77,12 +76,7 @@ def _config(design: Design, image_px: int, title: str, save_hook: str, save_url:
         "stimulus_ms": int(design.stimulus_ms),
         "feedback_ms": FEEDBACK_MS,
         "image_px": image_px,
-        "save_hook": save_hook,
-        "save_url": save_url,
-        "retry_base_ms": 500,
-        "retry_max_ms": 30000,
-        "download": bool(download),
-        "file_prefix": "perceptlab_learning",
+        **save_settings(save_hook, save_url, download, "perceptlab_learning"),
         "instructions_html": html.escape(design.instructions or "Click the class of the image you saw."),
     }
 

@@ -20,10 +20,8 @@ row per response trial.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -37,11 +35,13 @@ from perceptlab.data.jspsych_kit import (
     SAVE_JS,
     check_save_hook,
     copy_assets,
+    experiment_id,
     fill_jspsych,
     hook_text,
     index_html,
     jspsych_files,
     readme_sections,
+    save_settings,
 )
 from perceptlab.errors import PerceptLabError
 from perceptlab.experiment.design import (
@@ -130,10 +130,9 @@ def export_mixup_jspsych(
 
 
 def _config(design: Design, image_px: int, save_hook: str, save_url: str | None, download: bool) -> dict:
-    digest = hashlib.sha1(json.dumps([design.name, [t.id for t in design.trials], design.order_seed,
-                                      design.fixation_ms, design.stimulus_ms]).encode()).hexdigest()[:8]
     return {
-        "experiment_id": "mixup-" + re.sub(r"[^A-Za-z0-9_-]+", "_", design.name) + "-" + digest,
+        "experiment_id": experiment_id("mixup-" + design.name, [t.id for t in design.trials], design.order_seed,
+                                       design.fixation_ms, design.stimulus_ms),
         "title": design.name,
         "design": design.name,
         "classes": list(design.classes),
@@ -141,12 +140,7 @@ def _config(design: Design, image_px: int, save_hook: str, save_url: str | None,
         "stimulus_ms": int(design.stimulus_ms),
         "image_px": image_px,
         "order_seed": design.order_seed,
-        "save_hook": save_hook,
-        "save_url": save_url,
-        "retry_base_ms": 500,
-        "retry_max_ms": 30000,
-        "download": bool(download),
-        "file_prefix": "perceptlab_mixup",
+        **save_settings(save_hook, save_url, download, "perceptlab_mixup"),
         "instructions_html": html.escape(design.instructions),
         "choice_prompt_html": "<p>Which class was it?</p>",
     }

@@ -12,8 +12,10 @@ by every export), the trials of the library export (``perceptlab-run.js``) or of
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import json
+import re
 import shutil
 import textwrap
 from dataclasses import dataclass
@@ -359,3 +361,17 @@ def hook_text(config: dict) -> str:
         "jatos": "jatos",
         "pavlovia": "pavlovia",
     }[config["save_hook"]]
+
+
+def save_settings(save_hook: str, save_url: str | None, download: bool, file_prefix: str = "perceptlab") -> dict:
+    """The settings perceptlab-save.js reads from PERCEPTLAB_CONFIG (besides experiment_id and title),
+    after :func:`check_save_hook`."""
+    check_save_hook(save_hook, save_url)
+    return {"save_hook": save_hook, "save_url": save_url, "retry_base_ms": 500, "retry_max_ms": 30000,
+            "download": bool(download), "file_prefix": file_prefix}
+
+
+def experiment_id(name: str, *parts: object) -> str:
+    """``name`` made safe for a localStorage key, plus a digest of ``parts`` (what makes the export)."""
+    digest = hashlib.sha1(json.dumps([name, *parts]).encode()).hexdigest()[:8]
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name) + "-" + digest
