@@ -35,6 +35,7 @@ from perceptlab.data.jspsych_kit import (
     hook_text,
     index_html,
     readme_sections,
+    response_keys,
     save_settings,
 )
 from perceptlab.data.library import StimulusLibrary
@@ -72,6 +73,7 @@ def _config(design: Design, image_px: int, title: str, save_hook: str, save_url:
         "title": title,
         "design": design.name,
         "classes": list(design.classes),
+        "keys": response_keys(list(design.classes)),
         "fixation_ms": int(design.fixation_ms),
         "stimulus_ms": int(design.stimulus_ms),
         "feedback_ms": FEEDBACK_MS,
@@ -103,8 +105,8 @@ def _readme(design: Design, n_images: int, config: dict) -> str:
 Exported by PerceptLab {__version__}: {len(design.trials)} trials ({n_images} images), fixed order:
 train blocks with feedback after each choice ({FEEDBACK_MS / 1000:g} s), then a test phase on unmodified
 images without feedback. Each trial: a fixation cross for {fx} ms, then the image for {st} ms with one
-button per class (the fixation and the image are frame-locked; `measured_*_ms` record what the frames
-showed). `design.json` is the same experiment for PerceptLab's runner. Experiment id
+button per class (number keys too; the fixation and the image are frame-locked; `measured_*_ms`
+record what the frames showed). `design.json` is the same experiment for PerceptLab's runner. Experiment id
 `{config['experiment_id']}`; save hook {hook_text(config)}; download at the end: {"yes" if config["download"] else "no"}.
 
 Files: `index.html` (open it; `index.html?subject=P01` sets the participant id), `timeline.js` (the
@@ -120,7 +122,8 @@ Analyse the data (the downloads, or what recover.html saved) with
 
 _ROWS_TEXT = (
     "Rows (the choice trials only): `participant` (= `subject`), `session_id`, `experiment_id`, `response` "
-    "(button index), `response_label` (class name), `correct`, `true_label`, `stimulus_id`, `trial_id`, "
+    "(button index), `response_label` (class name), `response_via` (click or key), `correct`, `true_label`, "
+    "`stimulus_id`, `trial_id`, "
     "`block`, `phase`, `feedback`, `eps`, `condition`, `order_seed`, jsPsych's `rt` and `trial_index`, "
     "`intended_fixation_ms`, `measured_fixation_ms`, `intended_stimulus_ms`, `measured_stimulus_ms`, "
     "`timestamp_utc` (`measured_stimulus_ms` is empty when the answer came before the image was hidden: "

@@ -41,6 +41,7 @@ from perceptlab.data.jspsych_kit import (
     index_html,
     jspsych_files,
     readme_sections,
+    response_keys,
     save_settings,
 )
 from perceptlab.errors import PerceptLabError
@@ -75,6 +76,7 @@ def timeline_trials(design: Design) -> list[dict]:
                        confidence=bool(t.options.get("confidence", t.kind == "slider")))
             if t.kind == "choice" and t.options.get("classes"):
                 rec["classes"] = list(t.options["classes"])
+                rec["keys"] = response_keys(rec["classes"])
         out.append(rec)
     return out
 
@@ -136,6 +138,7 @@ def _config(design: Design, image_px: int, save_hook: str, save_url: str | None,
         "title": design.name,
         "design": design.name,
         "classes": list(design.classes),
+        "keys": response_keys(list(design.classes)),
         "fixation_ms": int(design.fixation_ms),
         "stimulus_ms": int(design.stimulus_ms),
         "image_px": image_px,
@@ -173,7 +176,8 @@ in the design's order (order_seed {design.order_seed}). Lambda = share of class_
 - pick: the pair's mixed images are the buttons; the participant picks the one that looks 50/50.
 - slider: a fixation cross for {fx} ms, then the image (hidden after {st} ms) with a slider 0..100
   (-> lambda 0..1) labelled class_a / class_b; then a confidence rating 1-5.
-- choice: a fixation cross for {fx} ms, the image alone for {st} ms, then one button per class.
+- choice: a fixation cross for {fx} ms, the image alone for {st} ms, then one button per class (the
+  number keys answer too: {_keys_text(config)}).
 The fixation and the image are frame-locked (each ends on the display frame nearest its intended end;
 `measured_*_ms` record what the frames showed).
 
@@ -188,12 +192,17 @@ Read the data (the download, or what recover.html saved) with
 """
 
 
+def _keys_text(config: dict) -> str:
+    return ", ".join(f"{k} = {c}" for k, c in zip(config["keys"], config["classes"], strict=True) if k)
+
+
 _ROWS_TEXT = (
     "Rows: one per answered pick / slider / choice trial and per confidence rating, with `subject`, "
     "`session_id`, `experiment_id`, `design`, `perceptlab_kind` (pick, slider, choice, confidence), "
     "`perceptlab_trial` (the design's trial id), `stimulus_id`, `perceptlab_response` (the chosen "
     "stimulus id for pick, lambda for slider, the class name for choice), `perceptlab_lambda` (pick), "
-    "`perceptlab_confidence` (1-5), `response` and `rt` (jsPsych's), `block`, `phase`, `is_catch`, "
+    "`perceptlab_confidence` (1-5), `response` and `rt` (jsPsych's), `response_via` (choice: click or key), "
+    "`block`, `phase`, `is_catch`, "
     "`true_label`, `class_a`, `class_b`, `order_seed`, `intended_fixation_ms`, `measured_fixation_ms`, "
     "`intended_stimulus_ms`, `measured_stimulus_ms`, `timestamp_utc`."
 )

@@ -61,8 +61,9 @@ _HIDDEN = ("(() => { const el = document.querySelector('#jspsych-image-button-re
            " return el !== null && el.style.visibility === 'hidden'; })()")
 
 
-def _answer_curriculum(page, trials, n, choice="0", hidden_first=False):
-    """Answer the first ``n`` trials (button ``choice``), pressing through the test-phase message."""
+def _answer_curriculum(page, trials, n, choice="0", hidden_first=False, via_key=False):
+    """Answer the first ``n`` trials (button ``choice``; ``via_key``: every second one with its number key),
+    pressing through the test-phase message."""
     for k, t in enumerate(trials[:n]):
         if t["phase"] == "test" and trials[k - 1]["phase"] != "test":
             page.wait_for_selector("text=Now the test", timeout=10_000)
@@ -71,7 +72,10 @@ def _answer_curriculum(page, trials, n, choice="0", hidden_first=False):
         if hidden_first:  # answer once the image is hidden (else it stays up to the answer, measured null)
             page.wait_for_function(_HIDDEN, timeout=5_000)
         before = page.evaluate("perceptlabSession.jsPsych.data.get().count()")
-        page.click(f'#jspsych-image-button-response-btngroup [data-choice="{choice}"]')
+        if via_key and k % 2 == 1:  # digit classes: the key is the digit
+            page.keyboard.press(choice)
+        else:
+            page.click(f'#jspsych-image-button-response-btngroup [data-choice="{choice}"]')
         page.wait_for_function(f"perceptlabSession.jsPsych.data.get().count() > {before}", timeout=5_000)
         if t["feedback"]:
             page.wait_for_selector("text=/^(Correct|Incorrect — it was .)$/", timeout=5_000)
@@ -138,7 +142,7 @@ def test_curriculum_post_hook_sends_every_choice(browser, built, tmp_path):  # n
         page.goto(f"{server.url}/index.html?subject=L02")
         page.wait_for_selector("text=Press any key to start", timeout=15_000)
         page.keyboard.press("Space")
-        _answer_curriculum(page, trials, len(trials), choice="1")
+        _answer_curriculum(page, trials, len(trials), choice="1", via_key=True)
         page.wait_for_selector("#perceptlab-saved", timeout=30_000)
         context.close()
     by_id = {i["id"]: i for i in server.received}
@@ -147,3 +151,4 @@ def test_curriculum_post_hook_sends_every_choice(browser, built, tmp_path):  # n
     assert server.failures == 1 and len(rows) == len(trials) and len(finals) == 1
     assert [r["trial_id"] for r in finals[0]["rows"]] == [t["trial_id"] for t in trials]
     assert {r["response_label"] for r in rows} == {"1"} and {r["participant"] for r in rows} == {"L02"}
+    assert [r["response_via"] for r in finals[0]["rows"]] == ["click", "key"] * (len(trials) // 2) + ["click"] * (len(trials) % 2)

@@ -79,17 +79,20 @@ def _confidence(page, rating: int) -> None:
     _answered(page, before)
 
 
-def _choice(page, label: str, classes: list[str]) -> None:
+def _choice(page, label: str, classes: list[str], via_key: bool) -> None:
     page.wait_for_selector("button.perceptlab-choice", timeout=10_000)
     assert page.locator("#perceptlab-mixup-image").count() == 0  # the image alone came first, then went
     before = _count(page)
-    page.click(f'#jspsych-html-button-response-btngroup [data-choice="{classes.index(label)}"]')
+    if via_key:  # the digit classes: the key is the digit
+        page.keyboard.press(label)
+    else:
+        page.click(f'#jspsych-html-button-response-btngroup [data-choice="{classes.index(label)}"]')
     _answered(page, before)
 
 
 def _run(page, design, n_choice: int) -> None:
     """Answer the design's trials in order: the pick, every slider with its generating lambda (rated 4),
-    then ``n_choice`` choice trials (the class the image mostly is)."""
+    then ``n_choice`` choice trials (the class the image mostly is; every second one with its number key)."""
     done_choice = 0
     for t in presentation_order(design):
         if t.kind == "pick":
@@ -100,7 +103,8 @@ def _run(page, design, n_choice: int) -> None:
             _confidence(page, 4)
         elif done_choice < n_choice:
             lam = t.options["lambda"]
-            _choice(page, t.options["class_b"] if lam > 0.5 else t.options["class_a"], design.classes)
+            _choice(page, t.options["class_b"] if lam > 0.5 else t.options["class_a"], design.classes,
+                    via_key=done_choice % 2 == 1)
             done_choice += 1
         else:
             return
@@ -196,4 +200,5 @@ def test_mixup_full_run_posts_every_row_and_downloads(browser, tmp_path, design_
     assert downloaded[["stimulus", "response", "kind"]].equals(posted[["stimulus", "response", "kind"]])
     choice = downloaded[downloaded["kind"] == "choice"]
     assert set(choice["response"]) <= {"3", "8"}
+    assert [r["response_via"] for r in rows if r["perceptlab_kind"] == "choice"] == ["click", "key", "click"]
     assert Path(tmp_path / "M02.csv").read_text().count("\n") == 11  # header + 10 rows

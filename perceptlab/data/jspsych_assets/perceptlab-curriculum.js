@@ -3,7 +3,7 @@
 // PERCEPTLAB_TRIALS (the design's choice trials in presentation order) from timeline.js, builds on
 // perceptlab-save.js (loaded before it) and defines:
 //   perceptlabTimeline(jsPsych)  per trial a fixation cross, the image (hidden after stimulus_ms) with one
-//     button per class, and on feedback trials "Correct" / "Incorrect — it was X" right after the choice;
+//     button per class (number keys too), and on feedback trials "Correct" / "Incorrect — it was X" right after the choice;
 //     a message opens the test phase (no feedback); fixation and image are frame-locked
 //   PerceptLabCurriculum.run({subject})  starts it with lab-safe data handling (as the library export).
 "use strict";
@@ -24,6 +24,7 @@ function perceptlabTimeline(jsPsych) {
     record_data: false,
   });
   let phase = null;
+  let via = () => "click";
   for (const t of PERCEPTLAB_TRIALS) {
     if (t.phase === "test" && phase !== "test") {
       timeline.push({
@@ -51,7 +52,7 @@ function perceptlabTimeline(jsPsych) {
       stimulus_width: C.image_px,
       render_on_canvas: false,
       choices: C.classes,
-      button_html: (choice) => `<button class="jspsych-btn">${choice}</button>`,
+      button_html: perceptlabButtonHtml(C.keys),
       response_ends_trial: true,
       data: {
         task: "choice", trial_id: t.trial_id, stimulus_id: t.stimulus_id, true_label: t.true_label,
@@ -59,6 +60,7 @@ function perceptlabTimeline(jsPsych) {
         order_seed: t.order_seed, intended_fixation_ms: C.fixation_ms, intended_stimulus_ms: C.stimulus_ms,
       },
       on_load: () => {
+        via = perceptlabKeyAnswers(jsPsych, C.keys, "#jspsych-image-button-response-btngroup");
         perceptlabFrames.image_off = null;
         if (C.stimulus_ms > 0) {
           perceptlabFrameLock("image", C.stimulus_ms, () => {
@@ -74,6 +76,7 @@ function perceptlabTimeline(jsPsych) {
       on_finish: (data) => {
         data.response_label = data.response === null ? null : C.classes[data.response];
         data.correct = data.response_label === t.true_label;
+        data.response_via = via();
         const f = perceptlabFrames;
         data.measured_fixation_ms = C.fixation_ms > 0 ? perceptlabDiff(f.fixation, f.image) : null;
         data.measured_stimulus_ms = C.stimulus_ms > 0 ? perceptlabDiff(f.image, f.image_off) : null;

@@ -3,7 +3,7 @@
 // order) from timeline.js, builds on perceptlab-save.js (loaded before it) and defines:
 //   perceptlabTimeline(jsPsych)  pick trials (the pair's images are the buttons), slider trials
 //     (fixation -> image with a 0..100 slider, the image hidden after stimulus_ms), choice trials
-//     (fixation -> image alone -> class buttons), each slider / choice trial with confidence optionally
+//     (fixation -> image alone -> class buttons, number keys too), each slider / choice trial with confidence optionally
 //     followed by a 1-5 rating; fixation and image are frame-locked
 //   PerceptLabMixup.run({subject})  starts it with lab-safe data handling (as the library export).
 "use strict";
@@ -107,6 +107,8 @@ function perceptlabTimeline(jsPsych) {
       });
     } else {
       const classes = t.classes || C.classes;
+      const keys = t.keys || C.keys;
+      let via = () => "click";
       if (C.stimulus_ms > 0) {
         timeline.push({
           type: jsPsychHtmlKeyboardResponse,
@@ -121,14 +123,16 @@ function perceptlabTimeline(jsPsych) {
         type: jsPsychHtmlButtonResponse,
         stimulus: C.stimulus_ms > 0 ? C.choice_prompt_html : img(t.image, "perceptlab-mixup-image") + C.choice_prompt_html,
         choices: classes,
-        button_html: (choice) => `<button class="jspsych-btn perceptlab-choice">${choice}</button>`,
+        button_html: perceptlabButtonHtml(keys),
         data: base(t),
         on_load: () => {
           perceptlabFrames.screen += 1;
           perceptlabStampNextFrame(C.stimulus_ms > 0 ? "image_off" : "image");
+          via = perceptlabKeyAnswers(jsPsych, keys, "#jspsych-html-button-response-btngroup");
         },
         on_finish: (d) => {
           d.perceptlab_response = d.response === null ? null : classes[d.response];
+          d.response_via = via();
           measured(d, t, perceptlabFrames.image_off);
         },
       });

@@ -54,10 +54,7 @@ function perceptlabTimeline(jsPsych) {
     data.measured_stimulus_ms = perceptlabDiff(perceptlabFrames.image, stimulusOff);
     data.timestamp_utc = new Date().toISOString();
   };
-  const buttonHtml = (choice, i) =>
-    `<button class="jspsych-btn perceptlab-choice">${choice}` +
-    (C.keys[i] !== null && C.keys[i] !== choice ? ` <small>[${C.keys[i]}]</small>` : "") +
-    "</button>";
+  const buttonHtml = perceptlabButtonHtml(C.keys);
   const grid = { button_layout: "grid", grid_rows: 1, grid_columns: C.classes.length };
   let trial;
   if (C.layout === "choice-screen") {
@@ -72,7 +69,7 @@ function perceptlabTimeline(jsPsych) {
       record_data: false,
       on_load: () => perceptlabFrameLock("image", C.stimulus_ms, () => jsPsych.finishTrial({})),
     };
-    let via = "click";
+    let via = () => "click";
     const choice = {
       type: jsPsychHtmlButtonResponse,
       stimulus: C.choice_prompt_html,
@@ -83,27 +80,11 @@ function perceptlabTimeline(jsPsych) {
       on_load: () => {
         perceptlabFrames.screen += 1;
         perceptlabStampNextFrame("image_off");
-        via = "click";
-        const keys = C.keys.filter((k) => k !== null);
-        if (keys.length === 0) return;
-        jsPsych.pluginAPI.getKeyboardResponse({
-          callback_function: (info) => {
-            const i = C.keys.indexOf(info.key);
-            const button = document.querySelector(`#jspsych-html-button-response-btngroup [data-choice="${i}"]`);
-            if (button !== null) {
-              via = "key";
-              button.click();
-            }
-          },
-          valid_responses: keys,
-          rt_method: "performance",
-          persist: false,
-          allow_held_key: false,
-        });
+        via = perceptlabKeyAnswers(jsPsych, C.keys, "#jspsych-html-button-response-btngroup");
       },
       on_finish: (data) => {
         finishRow(data, perceptlabFrames.image_off);
-        data.response_via = via;
+        data.response_via = via();
       },
     };
     trial = [fixation, image, choice];

@@ -3,6 +3,7 @@
 // build their trials on it). It defines:
 //   perceptlabFrameLock(name, ms, end), perceptlabStampNextFrame(name), perceptlabFrames, perceptlabDiff
 //     screens that end on the display frame nearest their intended end, and what the frames showed;
+//   perceptlabKeyAnswers(jsPsych, keys, group), perceptlabButtonHtml(keys)  number keys for class buttons;
 //   PerceptLabSave.init({config, subject})  a session: its rows go to localStorage (recover.html lists
 //     and downloads them) and to the save hook (none | post | jatos | pavlovia) as they are made;
 //   PerceptLabSave.record(row)  one answered trial (pass it as jsPsych's on_data_update);
@@ -70,6 +71,40 @@ function perceptlabFrameLock(name, intendedMs, end) {
 
 function perceptlabDiff(a, b) {
   return a === null || b === null ? null : Math.round((b - a) * 10) / 10;
+}
+
+// ------------------------------------------------------------------ number keys for the buttons
+
+function perceptlabKeyAnswers(jsPsych, keys, group) {
+  // from a trial's on_load: keys[i] clicks the button data-choice=i inside `group` (null: no key);
+  // returns a function telling how the trial was answered ("key" or "click")
+  let via = "click";
+  const valid = keys.filter((k) => k !== null);
+  if (valid.length > 0) {
+    jsPsych.pluginAPI.getKeyboardResponse({
+      callback_function: (info) => {
+        const i = keys.indexOf(info.key);
+        const button = document.querySelector(`${group} [data-choice="${i}"]`);
+        if (button !== null) {
+          via = "key";
+          button.click();
+        }
+      },
+      valid_responses: valid,
+      rt_method: "performance",
+      persist: false,
+      allow_held_key: false,
+    });
+  }
+  return () => via;
+}
+
+function perceptlabButtonHtml(keys) {
+  // button_html showing the key of a button where it is not the label itself
+  return (choice, i) =>
+    `<button class="jspsych-btn perceptlab-choice">${choice}` +
+    (keys[i] !== null && keys[i] !== undefined && keys[i] !== choice ? ` <small>[${keys[i]}]</small>` : "") +
+    "</button>";
 }
 
 // ------------------------------------------------------------------ lab-safe data
