@@ -190,6 +190,9 @@ class MainWindow(QMainWindow):
         from perceptlab._qt.jobs import add_jobs_action  # noqa: PLC0415  (Run > Cluster jobs…)
 
         add_jobs_action(self, run)
+        from perceptlab._qt.experiment.launcher import add_experiment_action  # noqa: PLC0415  (Run > Run experiment…)
+
+        add_experiment_action(self, run)
         view = bar.addMenu("&View")
         for i, name in enumerate(PANELS):
             view.addAction(self._action(name, lambda i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}"))
