@@ -68,7 +68,9 @@ def test_design_folder_loads(built, tmp_path):
 NODE_HARNESS = r"""
 const fs = require("fs");
 global.jsPsychPreload = "preload"; global.jsPsychHtmlKeyboardResponse = "html"; global.jsPsychImageButtonResponse = "image";
-eval(fs.readFileSync(process.argv[2], "utf8") + "\nglobal.perceptlabTimeline = perceptlabTimeline;");
+const dir = process.argv[2];
+eval(["timeline.js", "perceptlab-save.js", "perceptlab-curriculum.js"].map((f) => fs.readFileSync(dir + "/" + f, "utf8"))
+  .join("\n") + "\nglobal.perceptlabTimeline = perceptlabTimeline;");
 let last = {};
 const fake = { data: { get: () => ({ last: () => ({ values: () => [last] }) }) } };
 const tl = perceptlabTimeline(fake);
@@ -99,7 +101,7 @@ def test_jspsych_timeline_structure(built, tmp_path):
     if shutil.which("node") is None:
         pytest.skip("node is not installed: the timeline's structure was checked from its trial list only")
     (tmp_path / "h.js").write_text(NODE_HARNESS)
-    steps = json.loads(subprocess.run(["node", str(tmp_path / "h.js"), str(out / "timeline.js")], check=True,
+    steps = json.loads(subprocess.run(["node", str(tmp_path / "h.js"), str(out)], check=True,
                                       capture_output=True, text=True, timeout=30).stdout)
     kinds = [s["type"] for s in steps]
     assert kinds[:2] == ["preload", "html"]
