@@ -20,6 +20,7 @@ PANEL_KEYS = (
     ("Align", "Ctrl+Return", "run the fine-tuning"),
     ("Align", "Escape", "cancel the running fine-tuning"),
     ("Classifier pickers", "type", "filter the list by name"),
+    ("Experiment runner", "number/letter keys, Space, Esc then Q", "answer, go on, pause then quit"),
 )
 
 
