@@ -19,9 +19,10 @@ def test_curriculum_runs_in_chromium(browser, built, tmp_path):  # noqa: F811
 
     lib, _, cur, _ = built
     npm = _ensure_jspsych()
-    out = export_curriculum_jspsych(cur, lib, tmp_path / "exp", jspsych_from=npm).parent
+    out = export_curriculum_jspsych(cur, lib, tmp_path / "exp", jspsych_from=npm, save_hook="post",
+                                    save_url="/save").parent  # the download and the post hook
     trials = timeline_trials(cur)
-    with _Server(out) as server:
+    with _Server(out, fail_first=1) as server:
         page = browser.new_page(accept_downloads=True)
         page.goto(f"{server.url}/index.html?subject=P01")
         page.wait_for_selector("text=Press any key to start", timeout=15_000)
@@ -45,7 +46,13 @@ def test_curriculum_runs_in_chromium(browser, built, tmp_path):  # noqa: F811
                 assert page.locator("text=Correct").count() == 0
         path = tmp_path / "data.csv"
         download.value.save_as(path)
+        page.wait_for_selector("#perceptlab-saved", timeout=30_000)
         page.close()
+    by_id = {i["id"]: i for i in server.received}
+    posted = [i["row"] for i in by_id.values() if i["kind"] == "row"]
+    finals = [i for i in by_id.values() if i["kind"] == "final"]
+    assert server.failures == 1 and len(posted) == len(trials) and len(finals) == 1
+    assert [r["trial_id"] for r in finals[0]["rows"]] == [t["trial_id"] for t in trials]
     assert len(feedback) == sum(t["feedback"] for t in trials) == 9
     rows = pd.read_csv(path)
     assert len(rows) == len(trials) and list(rows["trial_id"]) == [t["trial_id"] for t in trials]
@@ -99,7 +106,7 @@ def test_curriculum_tab_closed_mid_session_is_recovered(browser, built, tmp_path
         page.wait_for_selector("text=Press any key to start", timeout=15_000)
         page.keyboard.press("Space")
         # the image is hidden after the stimulus time (frame-locked), the buttons stay
-        _answer_curriculum(page, trials, 5, hidden_first=True)
+        _answer_curriculum(page, trials, 5, hidden_first=True, via_key=True)
         stored = page.evaluate("JSON.parse(localStorage.getItem(perceptlabSession.key))")
         assert len(stored["rows"]) == 5 and stored["finished"] is False
         page.close()
@@ -122,33 +129,9 @@ def test_curriculum_tab_closed_mid_session_is_recovered(browser, built, tmp_path
     table = learning_table(rows)
     assert len(table) == 5 and set(table["condition"]) == {"curriculum"}
     assert table["correct"].tolist() == [t["true_label"] == "0" for t in trials[:5]]
+    assert list(rows["response_via"]) == ["click", "key", "click", "key", "click"]
     stim = [r["measured_stimulus_ms"] for r in rows_json]
     fix = [r["measured_fixation_ms"] for r in rows_json]
     print(f"\ncurriculum measured fixation ms {fix}; stimulus ms {stim}")
     assert all(abs(s - cur.stimulus_ms) <= 2 * FRAME_MS for s in stim)
     assert all(abs(f - cur.fixation_ms) <= 2 * FRAME_MS for f in fix)
-
-
-def test_curriculum_post_hook_sends_every_choice(browser, built, tmp_path):  # noqa: F811
-    from perceptlab.data.export_curriculum import export_curriculum_jspsych, timeline_trials
-
-    lib, _, cur, _ = built
-    out = export_curriculum_jspsych(cur, lib, tmp_path / "exp", jspsych_from=_ensure_jspsych(), save_hook="post",
-                                    save_url="/save", download=False).parent
-    trials = timeline_trials(cur)
-    with _Server(out, fail_first=1) as server:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(f"{server.url}/index.html?subject=L02")
-        page.wait_for_selector("text=Press any key to start", timeout=15_000)
-        page.keyboard.press("Space")
-        _answer_curriculum(page, trials, len(trials), choice="1", via_key=True)
-        page.wait_for_selector("#perceptlab-saved", timeout=30_000)
-        context.close()
-    by_id = {i["id"]: i for i in server.received}
-    rows = [i["row"] for i in by_id.values() if i["kind"] == "row"]
-    finals = [i for i in by_id.values() if i["kind"] == "final"]
-    assert server.failures == 1 and len(rows) == len(trials) and len(finals) == 1
-    assert [r["trial_id"] for r in finals[0]["rows"]] == [t["trial_id"] for t in trials]
-    assert {r["response_label"] for r in rows} == {"1"} and {r["participant"] for r in rows} == {"L02"}
-    assert [r["response_via"] for r in finals[0]["rows"]] == ["click", "key"] * (len(trials) // 2) + ["click"] * (len(trials) % 2)
