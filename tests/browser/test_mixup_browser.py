@@ -110,7 +110,7 @@ def _run(page, design, n_choice: int) -> None:
             return
 
 
-def test_mixup_tab_closed_mid_session_is_recovered_and_analysed(browser, tmp_path, design_path):
+def test_mixup_tab_closed_mid_session_is_recovered_and_analysed(browser, tmp_path, design_path):  # noqa: F811
     from perceptlab.analysis.mixup import analyze_mixup
     from perceptlab.experiment.mixup import stimulus_info
 
@@ -173,7 +173,7 @@ def test_mixup_tab_closed_mid_session_is_recovered_and_analysed(browser, tmp_pat
     assert (trials.loc[trials["kind"] == "pick", "measured_stimulus_ms"] == "").all()
 
 
-def test_mixup_full_run_posts_every_row_and_downloads(browser, tmp_path, design_path):
+def test_mixup_full_run_posts_every_row_and_downloads(browser, tmp_path, design_path):  # noqa: F811
     npm = _ensure_jspsych()
     design = load_design(design_path)
     export_mixup_jspsych(design_path, tmp_path / "exp", save_hook="post", save_url="/save", jspsych_from=npm)
