@@ -66,3 +66,13 @@ def test_enhance_unknown_id_names_library(env, capsys):
     assert main(["library", "create", str(env / "lib")]) == 0
     assert main(["enhance", str(env / "lib"), "--ids", "s999999"]) == 2
     assert "s999999" in capsys.readouterr().err
+
+
+def test_curriculum_build_save_options(env, capsys):
+    lib, out = env / "lib", env / "build"
+    assert main(["curriculum", "build", str(lib), "--out", str(out), "--from-holdout", "2", "--save-hook", "post"]) != 0
+    assert "needs a save URL" in capsys.readouterr().err and not lib.exists()  # checked before the build
+    assert main(["curriculum", "build", str(lib), "--out", str(out), "--from-holdout", "2", "--eps", "0",
+                 "--per-block", "2", "--steps", "1", "--device", "cpu", "--save-hook", "jatos", "--no-download"]) == 0
+    js = (out / "jspsych-curriculum" / "timeline.js").read_text()
+    assert '"save_hook": "jatos"' in js and '"download": false' in js

@@ -68,7 +68,9 @@ def test_design_folder_loads(built, tmp_path):
 NODE_HARNESS = r"""
 const fs = require("fs");
 global.jsPsychPreload = "preload"; global.jsPsychHtmlKeyboardResponse = "html"; global.jsPsychImageButtonResponse = "image";
-eval(fs.readFileSync(process.argv[2], "utf8") + "\nglobal.perceptlabTimeline = perceptlabTimeline;");
+const dir = process.argv[2];
+eval(["timeline.js", "perceptlab-save.js", "perceptlab-curriculum.js"].map((f) => fs.readFileSync(dir + "/" + f, "utf8"))
+  .join("\n") + "\nglobal.perceptlabTimeline = perceptlabTimeline;");
 let last = {};
 const fake = { data: { get: () => ({ last: () => ({ values: () => [last] }) }) } };
 const tl = perceptlabTimeline(fake);
@@ -99,7 +101,7 @@ def test_jspsych_timeline_structure(built, tmp_path):
     if shutil.which("node") is None:
         pytest.skip("node is not installed: the timeline's structure was checked from its trial list only")
     (tmp_path / "h.js").write_text(NODE_HARNESS)
-    steps = json.loads(subprocess.run(["node", str(tmp_path / "h.js"), str(out / "timeline.js")], check=True,
+    steps = json.loads(subprocess.run(["node", str(tmp_path / "h.js"), str(out)], check=True,
                                       capture_output=True, text=True, timeout=30).stdout)
     kinds = [s["type"] for s in steps]
     assert kinds[:2] == ["preload", "html"]
@@ -180,3 +182,30 @@ def test_learning_analysis_reads_runner_rows(tmp_path):
 
     with pytest.raises(PerceptLabError, match="condition"):
         load_learning([str(tmp_path / "c.csv")])
+
+
+def test_jspsych_export_is_lab_safe(built, tmp_path):
+    """The save options reach timeline.js and index.html (the library export's checks); the runtime, the
+    shared data handling and recover.html are copied as they are."""
+    import re
+
+    from perceptlab.data.export_curriculum import export_curriculum_jspsych
+    from perceptlab.data.jspsych_kit import ASSETS
+    from perceptlab.errors import PerceptLabError
+
+    lib, _, cur, _ = built
+    out = export_curriculum_jspsych(cur, lib, tmp_path / "post", save_hook="post", save_url="/save",
+                                    download=False).parent
+    config = json.loads(re.search(r"const PERCEPTLAB_CONFIG = (\{.*?\n\});", (out / "timeline.js").read_text(), re.S).group(1))
+    assert config["save_hook"] == "post" and config["save_url"] == "/save" and config["download"] is False
+    assert config["experiment_id"].startswith("learning-") and config["feedback_ms"] == 1000
+    for name in ("perceptlab-save.js", "perceptlab-curriculum.js", "recover.html"):
+        assert (out / name).read_text() == (ASSETS / name).read_text()
+    html = (out / "index.html").read_text()
+    assert re.findall(r'<script src="([^"]+)"', html)[-3:] == ["timeline.js", "perceptlab-save.js", "perceptlab-curriculum.js"]
+    assert "PerceptLabCurriculum.run(" in html
+    assert "perceptlab-queue:" in (out / "README.md").read_text()
+    assert '<script src="jatos.js"></script>' in export_curriculum_jspsych(cur, lib, tmp_path / "j", save_hook="jatos").read_text()
+    with pytest.raises(PerceptLabError, match="needs a save URL"):
+        export_curriculum_jspsych(cur, lib, tmp_path / "bad", save_hook="post")
+    assert not (tmp_path / "bad").exists()

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTableView,
     QTabWidget,
@@ -110,18 +111,25 @@ class DataPanel(QWidget):
         self.apply_button = QPushButton("Apply exclusions")
         self.apply_button.clicked.connect(self.reanalyse)
         self.apply_button.setEnabled(False)
-        top = QHBoxLayout()
-        top.addWidget(open_button)
-        top.addWidget(folder_button)
-        top.addWidget(self.mapping_button)
-        top.addWidget(self.path_label, 1)
-        top.addWidget(QLabel("Classes"))
-        top.addWidget(self.classes_edit)
-        top.addWidget(QLabel("Exclude at catch accuracy ≤"))
-        top.addWidget(self.catch)
-        top.addWidget(QLabel("Min responses per stimulus"))
-        top.addWidget(self.min_resp)
-        top.addWidget(self.apply_button)
+        # two rows (the file, then the analysis settings), so that the panel fits a 1366-pixel screen;
+        # a long path is cut by the label, not by widening the window
+        self.path_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        files = QHBoxLayout()
+        files.addWidget(open_button)
+        files.addWidget(folder_button)
+        files.addWidget(self.mapping_button)
+        files.addWidget(self.path_label, 1)
+        options = QHBoxLayout()
+        options.addWidget(QLabel("Classes"))
+        options.addWidget(self.classes_edit, 1)
+        options.addWidget(QLabel("Exclude at catch accuracy ≤"))
+        options.addWidget(self.catch)
+        options.addWidget(QLabel("Min responses per stimulus"))
+        options.addWidget(self.min_resp)
+        options.addWidget(self.apply_button)
+        top = QVBoxLayout()
+        top.addLayout(files)
+        top.addLayout(options)
 
         self.report_label = QLabel("")
         self.report_label.setWordWrap(True)
@@ -284,6 +292,7 @@ class DataPanel(QWidget):
             self.path_label.setText("No trial file loaded — open one or drop it on the window.")
             return
         rep = table.report
+        self.path_label.setToolTip(str(rep.source))
         self.path_label.setText(f"<b>{html.escape(Path(rep.source).name)}</b>"
                                 + (" — <span style='color:#c8323c'><b>SYNTHETIC</b> (simulated observers)</span>"
                                    if table.synthetic else ""))

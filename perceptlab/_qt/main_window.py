@@ -59,6 +59,14 @@ TRIAL_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json")
 PANELS = ("Explore", "Curate", "Data", "Analysis", "Align")
 
 
+def default_size(screen, preferred: tuple[int, int] = (1400, 900)) -> tuple[int, int]:
+    """The first window's size: ``preferred``, shrunk to fit the screen's free area (a 1366x768 laptop)."""
+    if screen is None:
+        return preferred
+    free = screen.availableGeometry()
+    return min(preferred[0], int(free.width() * 0.96)), min(preferred[1], int(free.height() * 0.94))
+
+
 class MainWindow(QMainWindow):
     def __init__(self, *, registry: Registry | None = None, settings: QSettings | None = None, device=None,
                  data_dir: Path | None = None, demo_dir: Path | None | str = "shipped",
@@ -409,7 +417,7 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1400, 900)
+            self.resize(*default_size(self.screen()))
         state = s.value("window/state")
         if state is not None:
             self.restoreState(state)

@@ -29,6 +29,20 @@ def add_mnist_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_jspsych_save_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """--save-hook, --save-url, --no-download, --jspsych-from of the jsPsych exports (``prefix`` starts
+    each help text, e.g. "jspsych: ")."""
+    from perceptlab.data.jspsych_kit import SAVE_HOOKS  # noqa: PLC0415
+
+    p.add_argument("--save-hook", choices=SAVE_HOOKS, default="none",
+                   help=f"{prefix}send the data to a server: post (to --save-url), jatos, pavlovia, none")
+    p.add_argument("--save-url", help=f"{prefix}the URL the post hook sends each row and the final data to")
+    p.add_argument("--no-download", action="store_true",
+                   help=f"{prefix}no CSV download at the end (the data stay in localStorage and the hook)")
+    p.add_argument("--jspsych-from", type=Path, metavar="DIR",
+                   help=f"{prefix}fill jspsych/ from an npm install in DIR (npm install jspsych@8 @jspsych/plugin-...)")
+
+
 def mnist_from_args(args: argparse.Namespace) -> MnistData:
     data = load_mnist(args.mnist, include_builtin=args.with_builtin)
     print(f"MNIST source: {data.source}; {int((~data.holdout).sum()):,} training / {int(data.holdout.sum()):,} held-out digits")

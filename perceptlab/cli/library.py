@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from perceptlab.cli._common import add_jspsych_save_args
 from perceptlab.data.export import export_csv, export_jspsych
-from perceptlab.data.jspsych_kit import LAYOUTS, SAVE_HOOKS
+from perceptlab.data.jspsych_kit import LAYOUTS
 from perceptlab.data.library import STATUSES, StimulusLibrary
 from perceptlab.errors import PerceptLabError
 
@@ -41,13 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--catch-rate", type=float, default=0.0,
                    help="jspsych: catch trials (real MNIST digits, known labels) per stimulus, 0..1 (0)")
     p.add_argument("--catch-seed", type=int, default=0, help="jspsych: seed choosing the catch digits (0)")
-    p.add_argument("--save-hook", choices=SAVE_HOOKS, default="none",
-                   help="jspsych: send the data to a server: post (to --save-url), jatos, pavlovia, none")
-    p.add_argument("--save-url", help="jspsych: the URL the post hook sends each row and the final data to")
-    p.add_argument("--no-download", action="store_true",
-                   help="jspsych: no CSV download at the end (the data stay in localStorage and the hook)")
-    p.add_argument("--jspsych-from", type=Path, metavar="DIR",
-                   help="jspsych: fill jspsych/ from an npm install in DIR (npm install jspsych@8 @jspsych/plugin-...)")
+    add_jspsych_save_args(p, "jspsych: ")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("set-status", help="set the curation status of stimuli")

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from perceptlab.cli._common import add_mnist_args, mnist_from_args
+from perceptlab.cli._common import add_jspsych_save_args, add_mnist_args, mnist_from_args
 from perceptlab.errors import PerceptLabError
 
 GRADIENT_MODELS = ("vgg", "cornet")
@@ -97,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--name", default="lwise")
     b.add_argument("--no-jspsych", action="store_true", help="write the designs only")
-    b.add_argument("--jspsych-from", metavar="DIR", help="an npm install to copy jsPsych 8 and the plugins from")
+    add_jspsych_save_args(b, "jspsych: ")
     b.add_argument("--device", default="auto")
     b.set_defaults(func=_curriculum_build)
     s = csub.add_parser("simulate", help="SYNTHETIC learners on the two designs of a build")
@@ -260,6 +260,10 @@ def _curriculum_build(args: argparse.Namespace) -> int:
 
     spec = CurriculumSpec(eps=_floats(args.eps, "--eps"), norm=args.norm, steps=args.steps,
                           per_block=args.per_block, seed=args.seed, name=args.name).check()
+    if not args.no_jspsych:
+        from perceptlab.data.jspsych_kit import check_save_hook  # noqa: PLC0415
+
+        check_save_hook(args.save_hook, args.save_url)  # before the (slow) build
     device = _device(args.device)
     out = Path(args.out)
     with StimulusLibrary.open_or_create(args.library) as lib:
@@ -284,7 +288,9 @@ def _curriculum_build(args: argparse.Namespace) -> int:
             if not args.no_jspsych:
                 from perceptlab.data.export_curriculum import export_curriculum_jspsych  # noqa: PLC0415
 
-                index = export_curriculum_jspsych(d, lib, out / f"jspsych-{cond}", jspsych_from=args.jspsych_from)
+                index = export_curriculum_jspsych(d, lib, out / f"jspsych-{cond}", jspsych_from=args.jspsych_from,
+                                                  save_hook=args.save_hook, save_url=args.save_url,
+                                                  download=not args.no_download)
                 print(f"  jsPsych: {index}")
     return 0
 

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from perceptlab.cli._common import add_mnist_args, mnist_from_args
+from perceptlab.cli._common import add_jspsych_save_args, add_mnist_args, mnist_from_args
 from perceptlab.errors import PerceptLabError
 from perceptlab.names import BUILTIN_CLASSIFIERS
 
@@ -70,8 +70,14 @@ def _design(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from perceptlab.data.export_mixup import export_mixup_jspsych  # noqa: PLC0415
 
-    path = export_mixup_jspsych(args.design, args.out, image_px=args.image_px)
-    print(f"wrote {path}; fill {path.parent / 'jspsych'}/ with jsPsych 8 as {path.parent / 'README.md'} explains")
+    path = export_mixup_jspsych(args.design, args.out, image_px=args.image_px, save_hook=args.save_hook,
+                                save_url=args.save_url, download=not args.no_download, jspsych_from=args.jspsych_from)
+    print(f"wrote {path}")
+    if args.jspsych_from is None:
+        print(f"fill {path.parent / 'jspsych'}/ with jsPsych 8 as {path.parent / 'README.md'} explains "
+              "(or export again with --jspsych-from DIR)")
+    print(f"data: every trial is kept in the browser's localStorage; {path.parent / 'recover.html'} "
+          "downloads interrupted sessions")
     return 0
 
 
@@ -278,6 +284,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("design", type=Path, help="design.json")
     p.add_argument("--out", type=Path, required=True, help="output folder (new, empty, or a previous mixup export)")
     p.add_argument("--image-px", type=int, default=168, help="image size on screen (168)")
+    add_jspsych_save_args(p)
     p.set_defaults(func=_export)
 
     p = sub.add_parser("simulate", help="SYNTHETIC lambda-perceivers (per-pair bias, per-person noise) doing a design")

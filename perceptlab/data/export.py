@@ -7,7 +7,6 @@ else (notably a filled ``jspsych/`` folder).
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
@@ -19,6 +18,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from perceptlab import CLASSES, __version__
+from perceptlab.data.jspsych_kit import (
+    ALL_JSPSYCH_FILES,
+    CATCH_CSV,
+    CATCH_DIR,
+    JSPSYCH_DIR,
+    RECOVER_HTML,
+    RUNTIME_JS,
+    SAVE_JS,
+    catch_count,
+    check_layout,
+    check_save_hook,
+    copy_assets,
+    experiment_id,
+    fill_jspsych,
+    hook_text,
+    index_html,
+    readme_sections,
+    response_keys,
+    save_settings,
+    write_catch_trials,
+)
 from perceptlab.data.library import (
     IMAGES_DIR,
     MANIFEST_COLUMNS,
@@ -30,30 +50,13 @@ from perceptlab.data.library import (
     csv_text,
     manifest_values,
 )
-from perceptlab.data.jspsych_kit import (
-    ALL_JSPSYCH_FILES,
-    CATCH_CSV,
-    CATCH_DIR,
-    PAVLOVIA_FILE,
-    RECOVER_HTML,
-    RUNTIME_JS,
-    catch_count,
-    check_layout,
-    check_save_hook,
-    copy_assets,
-    fill_jspsych,
-    jspsych_files,
-    response_keys,
-    write_catch_trials,
-)
 from perceptlab.errors import PerceptLabError
 
 MARKER = "perceptlab-export.json"
 STIMULI_CSV = "stimuli.csv"
-JSPSYCH_DIR = "jspsych"
 JSPSYCH_FILES = ALL_JSPSYCH_FILES
 README = "README.txt"
-_OUR_FILES = (STIMULI_CSV, "index.html", "timeline.js", "README.md", README, RUNTIME_JS, RECOVER_HTML, CATCH_CSV,
+_OUR_FILES = (STIMULI_CSV, "index.html", "timeline.js", "README.md", README, RUNTIME_JS, SAVE_JS, RECOVER_HTML, CATCH_CSV,
               MARKER)
 
 
@@ -110,7 +113,10 @@ def export_jspsych(
         config = _config(library, records, catch, title, layout, fixation_ms, stimulus_ms, image_px,
                          save_hook, save_url, download)
         (out / "timeline.js").write_text(_timeline_js(records, catch, config), encoding="utf-8")
-        (out / "index.html").write_text(_index_html(title, layout, save_hook), encoding="utf-8")
+        (out / "index.html").write_text(
+            index_html(title, layout, save_hook, RUNTIME_JS, "PerceptLab", README,
+                       "#jspsych-image-button-response-stimulus, #jspsych-image-keyboard-response-stimulus"),
+            encoding="utf-8")
         copy_assets(out)
         (out / README).write_text(_readme(library, records, status, config, len(catch)), encoding="utf-8")
         _write_common(library, out, records, "jspsych", status)
@@ -269,9 +275,8 @@ def _config(library: StimulusLibrary, records: list[Stimulus], catch: list[dict]
             download: bool) -> dict:
     classes = list(CLASSES)
     keys = response_keys(classes)
-    digest = hashlib.sha1(json.dumps([library.path.name, [r.id for r in records], [c["stimulus_id"] for c in catch],
-                                      layout, fixation_ms, stimulus_ms]).encode()).hexdigest()[:8]
-    experiment_id = re.sub(r"[^A-Za-z0-9_-]+", "_", library.path.name) + "-" + digest
+    exp_id = experiment_id(library.path.name, [r.id for r in records], [c["stimulus_id"] for c in catch], layout,
+                           fixation_ms, stimulus_ms)
     key_text = ("the number keys give the digit" if keys == classes else
                 "keys 1-9 answer the classes in button order" if any(keys) else "")
     instructions = (
@@ -281,7 +286,7 @@ def _config(library: StimulusLibrary, records: list[Stimulus], catch: list[dict]
            if layout == "choice-screen" else "<p>Click the button of what you saw.</p>")
         + "<p>If unsure, give your best guess.</p><p>Press any key to start.</p>")
     return {
-        "experiment_id": experiment_id,
+        "experiment_id": exp_id,
         "title": title,
         "layout": layout,
         "classes": classes,
@@ -291,11 +296,7 @@ def _config(library: StimulusLibrary, records: list[Stimulus], catch: list[dict]
         "image_px": image_px,
         "n_stimuli": len(records),
         "n_catch": len(catch),
-        "save_hook": save_hook,
-        "save_url": save_url,
-        "retry_base_ms": 500,
-        "retry_max_ms": 30000,
-        "download": bool(download),
+        **save_settings(save_hook, save_url, download),
         "instructions_html": instructions,
         "choice_prompt_html": f"<p>{html.escape(title)}</p>",
     }
@@ -328,68 +329,7 @@ const PERCEPTLAB_STIMULI = [
 """
 
 
-def _index_html(title: str, layout: str, save_hook: str) -> str:
-    files = jspsych_files(layout)
-    scripts = "\n".join(f'    <script src="{JSPSYCH_DIR}/{f.name}"></script>' for f in files if f.global_name)
-    checks = [(f.global_name, f"{JSPSYCH_DIR}/{f.name}") for f in files if f.global_name]
-    if save_hook == "pavlovia":
-        scripts += f'\n    <script src="{JSPSYCH_DIR}/{PAVLOVIA_FILE}"></script>'
-        checks.append(("jsPsychPavlovia", f"{JSPSYCH_DIR}/{PAVLOVIA_FILE} (from Pavlovia, see README.txt)"))
-    if save_hook == "jatos":
-        scripts = '    <script src="jatos.js"></script>\n' + scripts
-    check_js = ",\n".join(f'        ["{g}", "{f}"]' for g, f in checks)
-    # without JATOS (the folder opened from disk for a pilot) jatos.js is absent: start at once
-    start = ("window.jatos ? jatos.onLoad(perceptlabStart) : perceptlabStart()" if save_hook == "jatos"
-             else "perceptlabStart()")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-  <head>
-    <meta charset="utf-8" />
-    <title>{html.escape(title)}</title>
-{scripts}
-    <link rel="stylesheet" href="{JSPSYCH_DIR}/jspsych.css" />
-    <script src="timeline.js"></script>
-    <script src="{RUNTIME_JS}"></script>
-    <style>
-      #jspsych-image-button-response-stimulus, #jspsych-image-keyboard-response-stimulus {{ image-rendering: pixelated; }}
-      #perceptlab-missing, .perceptlab-message {{ font-family: sans-serif; max-width: 40em; margin: 3em auto; }}
-    </style>
-  </head>
-  <body>
-    <script>
-      const missing = [
-{check_js}
-      ].filter(([name]) => typeof window[name] === "undefined").map(([, file]) => file);
-      function perceptlabStart() {{
-        const params = new URLSearchParams(window.location.search);
-        const subject = params.get("subject") || params.get("PROLIFIC_PID") ||
-          (window.jatos && jatos.workerId ? "jatos" + jatos.workerId : null) ||
-          "p" + Math.random().toString(36).slice(2, 10);
-        PerceptLab.run({{ subject: subject, seed: params.get("seed") }});
-      }}
-      if (typeof initJsPsych === "undefined" || missing.length > 0) {{
-        document.body.innerHTML =
-          '<div id="perceptlab-missing"><h2>jsPsych is not installed in this folder yet</h2>' +
-          "<p>Missing: <code>" + missing.join("</code>, <code>") + "</code></p>" +
-          "<p>Fill the <code>{JSPSYCH_DIR}/</code> folder next to this page as README.txt explains " +
-          "(jsPsych 8 and its plugins), then reload.</p></div>";
-      }} else {{
-        {start};
-      }}
-    </script>
-  </body>
-</html>
-"""
-
-
 def _readme(library: StimulusLibrary, records: list[Stimulus], status: str | None, config: dict, n_catch: int) -> str:
-    files = jspsych_files(config["layout"])
-    unpkg = "\n".join(f"curl -fL -o {JSPSYCH_DIR}/{f.name} https://unpkg.com/{f.package}@{f.major}/{f.path}"
-                       for f in files)
-    jsdelivr = "\n".join(f"- `https://cdn.jsdelivr.net/npm/{f.package}@{f.major}/{f.path}` → `{JSPSYCH_DIR}/{f.name}`"
-                          for f in files)
-    packs = " ".join(dict.fromkeys(f"{f.package}@{f.major}" for f in files))
-    copies = "\n".join(f"cp node_modules/{f.package}/{f.path} {JSPSYCH_DIR}/{f.name}" for f in files)
     selection = f"status {status}" if status else "all statuses"
     fx, st = config["fixation_ms"], config["stimulus_ms"]
     if config["layout"] == "choice-screen":
@@ -401,19 +341,12 @@ def _readme(library: StimulusLibrary, records: list[Stimulus], status: str | Non
                  "shown at once (clicks are accepted while the image is on screen)")
     trial += (" (the fixation and the image are frame-locked: each ends on the display frame nearest "
               "its intended end, and `measured_*_ms` record what the frames showed)")
-    hook = config["save_hook"]
-    hook_text = {
-        "none": "none (the data stay in the browser: the download at the end and recover.html)",
-        "post": f"post, to `{config['save_url']}`",
-        "jatos": "jatos",
-        "pavlovia": "pavlovia",
-    }[hook]
     return f"""PerceptLab experiment (jsPsych 8)
 =================================
 
 Exported by PerceptLab {__version__} from `{library.path}` ({len(records)} stimuli, {selection};
 {n_catch} catch trials). Experiment id `{config['experiment_id']}`; layout `{config['layout']}`;
-save hook {hook_text}; download at the end: {"yes" if config["download"] else "no"}.
+save hook {hook_text(config)}; download at the end: {"yes" if config["download"] else "no"}.
 
 Each trial: {trial}. Trial order is shuffled for every participant with a seeded generator
 (`jsPsych.randomization.setSeed`); the seed is recorded in every row (`order_seed`) and
@@ -429,77 +362,22 @@ Files
 - `index.html`: open it in a browser to run the experiment (works offline, straight from disk).
   `index.html?subject=P01` sets the participant id (also read: `PROLIFIC_PID`; else a random id).
 - `timeline.js`: the settings (`PERCEPTLAB_CONFIG`) and the trial list of this export.
-- `{RUNTIME_JS}`: the trials and the data handling (the same in every export).
+- `{RUNTIME_JS}`: the trials; `{SAVE_JS}`: the data handling and the frame-locked timing (the same in
+  every export).
 - `{RECOVER_HTML}`: lists the sessions stored in this browser and downloads them as CSV or JSON.
 - `images/`: the stimulus PNGs; `stimuli.csv`: their metadata and every classifier's probabilities.
 - `{JSPSYCH_DIR}/`: jsPsych 8 and its plugins, **empty on export unless `--jspsych-from` filled it**.
 
-Filling `{JSPSYCH_DIR}/`
--------------------
+{readme_sections(config, config["layout"], _ROWS_TEXT, "perceptlab library export")}"""
 
-The page loads {", ".join(f"`{f.name}`" for f in files)} from `{JSPSYCH_DIR}/` (relative paths, nothing
-is fetched at run time). If any is missing, the page says which. From npm (in this folder):
 
-    npm install --no-save {packs}
-    {copies.replace(chr(10), chr(10) + "    ")}
-
-or export with `perceptlab library export ... --jspsych-from DIR`, DIR being where you ran that
-`npm install`. From the official CDN (unpkg):
-
-    mkdir -p {JSPSYCH_DIR}
-    {unpkg.replace(chr(10), chr(10) + "    ")}
-
-or the same files from jsDelivr:
-
-{jsdelivr}
-
-Data: nothing is lost when a tab closes
----------------------------------------
-
-- After every trial its row is appended to the browser's `localStorage` under the key
-  `perceptlab:<experiment id>:<subject>:<session id>` (a JSON object with a `rows` list). If the tab is
-  closed early, the download is blocked or the "where to save?" prompt is dismissed, open
-  `{RECOVER_HTML}` in the same browser from the same address (the same folder, or the same web
-  server): it lists every stored session (finished or interrupted) with CSV and JSON downloads.
-  Firefox gives every file opened from disk its own storage, so there recover.html cannot see what
-  index.html stored: serve the folder instead (`python3 -m http.server 8000` in this folder, then
-  open http://localhost:8000/index.html and http://localhost:8000/recover.html). Chrome, Chromium and
-  Edge share the storage of pages opened from one folder.
-- At the end the data are downloaded as CSV (`jsPsych.data.get().localSave('csv', ...)`, file
-  `perceptlab_<subject>_<time>.csv`), unless the export was made with `--no-download`.
-- Rows (one per answered trial): `subject`, `session_id`, `order_seed`, `experiment_id`, `layout`,
-  `stimulus` (image path), `stimulus_id`, `response` (button index = class index), `response_label`
-  (the class name), `response_via` (click or key), `rt` (ms from the choice screen), `trial_index`,
-  `trial_type`, `time_elapsed`, `task`, `kind`, `is_catch`, `true_label`, `class_a`, `class_b`, `mode`,
-  `intended_fixation_ms`, `measured_fixation_ms`, `intended_stimulus_ms`, `measured_stimulus_ms`
-  (measured between requestAnimationFrame stamps of the frames that first show each screen),
-  `timestamp_utc`. One file per participant: load the folder with `perceptlab analyze FOLDER` or the
-  Data panel's "Open folder…"; no column mapping is needed.
-
-Save hooks (sending the data to a server)
------------------------------------------
-
-- `none`: only localStorage and the download.
-- `post`: each row, and at the end the whole data, are sent with a plain `fetch` POST to the save URL
-  (`Content-Type: application/json`), body
-  `{{"id": "<unique id>", "kind": "row"|"final", "experiment_id", "subject", "session_id", "row": {{...}}}}`
-  (`"rows": [...]` for the final item). Items wait in a queue in localStorage (key
-  `perceptlab-queue:<experiment id>`) until the server answers 2xx; failures are retried (0.5 s,
-  doubling, at most every 30 s), and a queue left by a closed tab is sent when the page is opened
-  again. The server should store each `id` once (a retry can repeat an item whose answer was lost).
-  The thank-you page says "All responses were received by the server" when the queue is empty. A
-  save URL on another origin needs CORS headers (`Access-Control-Allow-Origin`, and
-  `Access-Control-Allow-Headers: Content-Type`, answering the OPTIONS preflight).
-- `jatos`: for a JATOS study (JATOS 3.8 or later). Make this folder the study assets of a
-  component whose HTML file is `index.html`; JATOS serves `jatos.js` (loaded by index.html) and the
-  experiment starts in `jatos.onLoad`. Each row is added with `jatos.appendResultData` (as a JSON
-  line); at the end `jatos.submitResultData` stores the whole data (a JSON array) and `jatos.endStudy()`
-  ends the study. The participant id is `subject` from the URL or `jatos<workerId>`.
-- `pavlovia`: for Pavlovia, which saves through its jsPsych plugin: copy the Pavlovia plugin for
-  jsPsych 8 (from Pavlovia's documentation; it is not on npm) to `{JSPSYCH_DIR}/{PAVLOVIA_FILE}`.
-  The timeline starts with `{{type: jsPsychPavlovia, command: "init"}}` and ends with
-  `{{type: jsPsychPavlovia, command: "finish"}}`, which uploads the CSV to the project's data. This
-  hook cannot be tested offline; PerceptLab has not run it against Pavlovia.
-
-With every hook the localStorage copy and `{RECOVER_HTML}` stay as the fallback.
-"""
+_ROWS_TEXT = (
+    'Rows (one per answered trial): `subject`, `session_id`, `order_seed`, `experiment_id`, `layout`, '
+    '`stimulus` (image path), `stimulus_id`, `response` (button index = class index), `response_label` '
+    '(the class name), `response_via` (click or key), `rt` (ms from the choice screen), `trial_index`, '
+    '`trial_type`, `time_elapsed`, `task`, `kind`, `is_catch`, `true_label`, `class_a`, `class_b`, `mode`, '
+    '`intended_fixation_ms`, `measured_fixation_ms`, `intended_stimulus_ms`, `measured_stimulus_ms` '
+    '(measured between requestAnimationFrame stamps of the frames that first show each screen), '
+    '`timestamp_utc`. One file per participant: load the folder with `perceptlab analyze FOLDER` or the '
+    'Data panel\'s "Open folder…"; no column mapping is needed.'
+)

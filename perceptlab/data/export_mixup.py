@@ -1,17 +1,21 @@
 """A mixup design (pick / slider / choice trials) as a ready-to-run jsPsych 8 experiment, and its data read
 back in the canonical trial layout.
 
-Plugins (jsPsych 8): ``@jspsych/plugin-html-keyboard-response`` (instructions, fixation),
-``@jspsych/plugin-html-button-response`` (the pick trial: the pair's images are the buttons; the
-confidence rating 1-5; choice trials' class buttons), ``@jspsych/plugin-image-slider-response`` (the
-slider trial: labels class_a / class_b, 0..100 mapped to lambda 0..1), ``@jspsych/plugin-preload``.
-The export folder holds ``index.html``, ``timeline.js`` (the trials as JSON, in the design's order),
-``images/``, ``design.json``, ``README.md`` and an empty ``jspsych/`` to fill (README says how).
+Plugins (jsPsych 8): ``@jspsych/plugin-html-keyboard-response`` (instructions, fixation, the choice
+trials' image), ``@jspsych/plugin-html-button-response`` (the pick trial: the pair's images are the
+buttons; the confidence rating 1-5; choice trials' class buttons), ``@jspsych/plugin-image-slider-response``
+(the slider trial: labels class_a / class_b, 0..100 mapped to lambda 0..1), ``@jspsych/plugin-preload``.
+The export folder holds ``index.html``, ``timeline.js`` (the settings and the trials as JSON, in the
+design's order), the runtime ``perceptlab-mixup.js`` on the shared ``perceptlab-save.js`` (localStorage
+after every trial, save hooks, frame-locked fixation and image: see :mod:`perceptlab.data.jspsych_kit`),
+``recover.html``, ``images/``, ``design.json``, ``README.md`` and ``jspsych/`` (filled with
+``jspsych_from``, else README says how).
 
 Every response trial records ``perceptlab_kind``, ``perceptlab_trial`` (the design trial id),
 ``stimulus_id`` and ``perceptlab_response`` (chosen stimulus id for pick, lambda for slider, class name
 for choice); confidence rows record ``perceptlab_confidence``. :func:`read_mixup_results` turns a jsPsych
-CSV/JSON or the in-app runner's canonical CSV into one row per response trial.
+CSV/JSON (the download, or a session recover.html saved) or the in-app runner's canonical CSV into one
+row per response trial.
 """
 
 from __future__ import annotations
@@ -25,6 +29,21 @@ import pandas as pd
 
 from perceptlab import __version__
 from perceptlab.data.export import image_problem
+from perceptlab.data.jspsych_kit import (
+    JSPSYCH_DIR,
+    RECOVER_HTML,
+    SAVE_JS,
+    check_save_hook,
+    copy_assets,
+    experiment_id,
+    fill_jspsych,
+    hook_text,
+    index_html,
+    jspsych_files,
+    readme_sections,
+    response_keys,
+    save_settings,
+)
 from perceptlab.errors import PerceptLabError
 from perceptlab.experiment.design import (
     OUTPUT_COLUMNS,
@@ -34,13 +53,11 @@ from perceptlab.experiment.design import (
     save_design,
 )
 
-PLUGINS = (  # (npm package, global, file in jspsych/)
-    ("jspsych", "initJsPsych", "jspsych.js"),
-    ("@jspsych/plugin-html-keyboard-response", "jsPsychHtmlKeyboardResponse", "plugin-html-keyboard-response.js"),
-    ("@jspsych/plugin-html-button-response", "jsPsychHtmlButtonResponse", "plugin-html-button-response.js"),
-    ("@jspsych/plugin-image-slider-response", "jsPsychImageSliderResponse", "plugin-image-slider-response.js"),
-    ("@jspsych/plugin-preload", "jsPsychPreload", "plugin-preload.js"),
-)
+LAYOUT = "mixup"  # the jsPsych file set of jspsych_kit
+PLUGINS = tuple((f.package, f.global_name, f.name) for f in jspsych_files(LAYOUT) if f.global_name)
+"""(npm package, global, file in jspsych/) of the scripts index.html loads."""
+RUNTIME = "perceptlab-mixup.js"
+README = "README.md"
 MARKER = "perceptlab-mixup-export.json"
 KIND_TASKS = {"pick": "mixup-pick", "slider": "mixup-slider", "choice": "mixup-choice"}
 
@@ -57,16 +74,35 @@ def timeline_trials(design: Design) -> list[dict]:
         else:
             rec.update(image=t.image, class_a=t.options.get("class_a"), class_b=t.options.get("class_b"),
                        confidence=bool(t.options.get("confidence", t.kind == "slider")))
+            if t.kind == "choice" and t.options.get("classes"):
+                rec["classes"] = list(t.options["classes"])
+                rec["keys"] = response_keys(rec["classes"])
         out.append(rec)
     return out
 
 
-def export_mixup_jspsych(design_path: str | Path, out_dir: str | Path, image_px: int = 168) -> Path:
-    """Write a jsPsych 8 experiment for the design at ``design_path`` into ``out_dir``; returns index.html."""
+def export_mixup_jspsych(
+    design_path: str | Path,
+    out_dir: str | Path,
+    image_px: int = 168,
+    *,
+    save_hook: str = "none",
+    save_url: str | None = None,
+    download: bool = True,
+    jspsych_from: str | Path | None = None,
+) -> Path:
+    """Write a jsPsych 8 experiment for the design at ``design_path`` into ``out_dir``; returns index.html.
+
+    Lab-safe as the library export (:func:`perceptlab.data.export.export_jspsych`): every answered trial
+    goes to localStorage at once (``recover.html`` gets interrupted sessions back), the CSV download at
+    the end stays unless ``download=False``, ``save_hook`` sends the rows on (``"post"`` to
+    ``save_url``, ``"jatos"``, ``"pavlovia"``); fixation and image are frame-locked. ``jspsych_from``
+    fills ``jspsych/`` from an npm install."""
     design_path = Path(design_path)
     design = load_design(design_path)
-    if image_px <= 0:
+    if isinstance(image_px, bool) or not isinstance(image_px, int) or image_px <= 0:
         raise PerceptLabError(f"--image-px {image_px}", "use a positive size in pixels")
+    check_save_hook(save_hook, save_url)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise PerceptLabError(f"{out} is not empty and is not a previous mixup export (no {MARKER})",
@@ -76,130 +112,100 @@ def export_mixup_jspsych(design_path: str | Path, out_dir: str | Path, image_px:
         why = image_problem(design_path.parent / rel)
         if why:
             raise PerceptLabError(f"{design_path.parent / rel}: {why}", "re-write the design with `perceptlab mixup design`")
-    (out / "jspsych").mkdir(parents=True, exist_ok=True)
+    (out / JSPSYCH_DIR).mkdir(parents=True, exist_ok=True)
+    if jspsych_from is not None:
+        fill_jspsych(out / JSPSYCH_DIR, jspsych_from, LAYOUT)
     for rel in images:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(design_path.parent / rel, out / rel)
     save_design(design, out / "design.json")
-    (out / "timeline.js").write_text(_timeline_js(design, image_px), encoding="utf-8")
-    (out / "index.html").write_text(_index_html(design.name), encoding="utf-8")
-    (out / "README.md").write_text(_readme(design), encoding="utf-8")
+    config = _config(design, image_px, save_hook, save_url, download)
+    (out / "timeline.js").write_text(_timeline_js(design, config), encoding="utf-8")
+    (out / "index.html").write_text(index_html(design.name, LAYOUT, save_hook, RUNTIME, "PerceptLabMixup", README,
+                                               "img"), encoding="utf-8")
+    copy_assets(out, RUNTIME)
+    (out / README).write_text(_readme(design, config), encoding="utf-8")
     (out / MARKER).write_text(json.dumps({"design": design.name, "trials": len(design.trials),
-                                          "perceptlab": __version__}, indent=2) + "\n", encoding="utf-8")
+                                          "experiment_id": config["experiment_id"], "perceptlab": __version__},
+                                         indent=2) + "\n", encoding="utf-8")
     return out / "index.html"
 
 
-def _timeline_js(design: Design, image_px: int) -> str:
+def _config(design: Design, image_px: int, save_hook: str, save_url: str | None, download: bool) -> dict:
+    return {
+        "experiment_id": experiment_id("mixup-" + design.name, [t.id for t in design.trials], design.order_seed,
+                                       design.fixation_ms, design.stimulus_ms),
+        "title": design.name,
+        "design": design.name,
+        "classes": list(design.classes),
+        "keys": response_keys(list(design.classes)),
+        "fixation_ms": int(design.fixation_ms),
+        "stimulus_ms": int(design.stimulus_ms),
+        "image_px": image_px,
+        "order_seed": design.order_seed,
+        **save_settings(save_hook, save_url, download, "perceptlab_mixup"),
+        "instructions_html": html.escape(design.instructions),
+        "choice_prompt_html": "<p>Which class was it?</p>",
+    }
+
+
+def _timeline_js(design: Design, config: dict) -> str:
     trials = ",\n".join("  " + json.dumps(r) for r in timeline_trials(design))
-    fix, stim = int(design.fixation_ms), int(design.stimulus_ms)
-    return f"""// Generated by PerceptLab {__version__} from design {json.dumps(design.name)} (order_seed {design.order_seed}).
+    return f"""// Generated by PerceptLab {__version__} from design {json.dumps(design.name)} (order_seed {design.order_seed}):
+// the settings and the trials in presentation order; perceptlab-mixup.js builds the jsPsych trials.
 // Mixing convention: lambda = share of class_b (slider 0 = all class_a, 100 = all class_b).
+
+const PERCEPTLAB_CONFIG = {json.dumps(config, indent=2)};
+
 const PERCEPTLAB_TRIALS = [
 {trials}
 ];
-const PERCEPTLAB_INSTRUCTIONS = {json.dumps(design.instructions)};
-const PERCEPTLAB_ORDER_SEED = {design.order_seed};
-
-function perceptlabTimeline(jsPsych) {{
-  const px = {image_px};
-  const img = (src) => `<img src="${{src}}" width="${{px}}" height="${{px}}" style="image-rendering: pixelated;">`;
-  const base = (t) => ({{ perceptlab_kind: t.kind, perceptlab_trial: t.id, stimulus_id: t.stimulus, block: t.block,
-    phase: t.phase, is_catch: t.is_catch, true_label: t.true_label, class_a: t.class_a, class_b: t.class_b,
-    order_seed: PERCEPTLAB_ORDER_SEED }});
-  const fixation = {{ type: jsPsychHtmlKeyboardResponse, stimulus: '<div style="font-size: 60px;">+</div>',
-    choices: "NO_KEYS", trial_duration: {fix}, record_data: false }};
-  const confidence = (t) => ({{ type: jsPsychHtmlButtonResponse,
-    stimulus: "<p>How confident are you? (1 = guessing, 5 = certain)</p>", choices: ["1", "2", "3", "4", "5"],
-    data: {{ ...base(t), perceptlab_kind: "confidence" }},
-    on_finish: (d) => {{ d.perceptlab_confidence = d.response + 1; }} }});
-  const timeline = [
-    {{ type: jsPsychPreload, images: PERCEPTLAB_TRIALS.flatMap((t) => t.images || [t.image]).filter(Boolean),
-       show_detailed_errors: true, record_data: false }},
-    {{ type: jsPsychHtmlKeyboardResponse, stimulus: `<p>${{PERCEPTLAB_INSTRUCTIONS}}</p><p>Press any key to start.</p>`,
-       record_data: false }},
-  ];
-  for (const t of PERCEPTLAB_TRIALS) {{
-    if (t.kind === "pick") {{
-      timeline.push({{ type: jsPsychHtmlButtonResponse,
-        stimulus: `<p>Which image is an even mix of <b>${{t.class_a}}</b> and <b>${{t.class_b}}</b>?</p>`,
-        choices: t.images, button_html: (src) => `<button class="jspsych-btn">${{img(src)}}</button>`,
-        data: base(t),
-        on_finish: (d) => {{ d.perceptlab_response = t.stimuli[d.response]; d.perceptlab_lambda = t.lambdas[d.response]; }} }});
-    }} else if (t.kind === "slider") {{
-      timeline.push(fixation);
-      timeline.push({{ type: jsPsychImageSliderResponse, stimulus: t.image, stimulus_height: px, stimulus_width: px,
-        render_on_canvas: false,
-        stimulus_duration: {stim if stim > 0 else "null"}, labels: [t.class_a, t.class_b], min: 0, max: 100, slider_start: 50,
-        require_movement: true, prompt: `<p>How much <b>${{t.class_a}}</b> (left) and <b>${{t.class_b}}</b> (right)?</p>`,
-        data: base(t), on_finish: (d) => {{ d.perceptlab_response = d.response / 100; }} }});
-      if (t.confidence) timeline.push(confidence(t));
-    }} else {{
-      timeline.push(fixation);
-      timeline.push({{ type: jsPsychHtmlButtonResponse, stimulus: img(t.image), stimulus_duration: {stim if stim > 0 else "null"},
-        choices: {json.dumps(design.classes)}, data: base(t),
-        on_finish: (d) => {{ d.perceptlab_response = {json.dumps(design.classes)}[d.response]; }} }});
-      if (t.confidence) timeline.push(confidence(t));
-    }}
-  }}
-  return timeline;
-}}
 """
 
 
-def _index_html(title: str) -> str:
-    scripts = "\n".join(f'    <script src="jspsych/{f}"></script>' for _, _, f in PLUGINS)
-    needed = json.dumps([[g, f] for _, g, f in PLUGINS])
-    return f"""<!DOCTYPE html>
-<html lang="en">
-  <head>
-    <meta charset="utf-8" />
-    <title>{html.escape(title)}</title>
-{scripts}
-    <link rel="stylesheet" href="jspsych/jspsych.css" />
-    <script src="timeline.js"></script>
-    <style> img {{ image-rendering: pixelated; }} </style>
-  </head>
-  <body>
-    <script>
-      const missing = {needed}.filter(([g]) => typeof window[g] === "undefined").map(([, f]) => f);
-      if (missing.length > 0) {{
-        document.body.innerHTML = "<h2>jsPsych is not installed in this folder yet</h2><p>Missing: " +
-          missing.join(", ") + "</p><p>Fill jspsych/ as README.md explains, then reload.</p>";
-      }} else {{
-        const subject = new URLSearchParams(window.location.search).get("subject") ||
-          "p" + Math.random().toString(36).slice(2, 10);
-        const jsPsych = initJsPsych({{ on_finish: () => {{
-          const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-          jsPsych.data.get().localSave("csv", `perceptlab_mixup_${{subject}}_${{stamp}}.csv`);
-        }} }});
-        jsPsych.data.addProperties({{ subject: subject }});
-        jsPsych.run(perceptlabTimeline(jsPsych));
-      }}
-    </script>
-  </body>
-</html>
-"""
-
-
-def _readme(design: Design) -> str:
-    files = "\n".join(f"curl -fL -o jspsych/{f} https://unpkg.com/{pkg}@{'8' if pkg == 'jspsych' else '2'}/dist/index.browser.min.js"
-                      for pkg, _, f in PLUGINS)
+def _readme(design: Design, config: dict) -> str:
     kinds = pd.Series([t.kind for t in design.trials]).value_counts().to_dict()
-    return f"""# PerceptLab mixup experiment (jsPsych 8)
+    fx, st = config["fixation_ms"], config["stimulus_ms"]
+    return f"""PerceptLab mixup experiment (jsPsych 8)
+=======================================
 
-Design `{design.name}`: {", ".join(f"{n} {k} trials" for k, n in kinds.items())}. Lambda = share of class_b.
-Pick trials show a pair's mixed images as buttons; slider trials ask how much of each class (0..100 ->
-lambda 0..1), then a confidence rating 1-5.
+Design `{design.name}` (exported by PerceptLab {__version__}): {", ".join(f"{n} {k} trials" for k, n in kinds.items())},
+in the design's order (order_seed {design.order_seed}). Lambda = share of class_b. Experiment id
+`{config['experiment_id']}`; save hook {hook_text(config)}; download at the end: {"yes" if config["download"] else "no"}.
 
-Fill `jspsych/` before opening `index.html?subject=P01` (nothing is fetched at run time):
+- pick: the pair's mixed images are the buttons; the participant picks the one that looks 50/50.
+- slider: a fixation cross for {fx} ms, then the image (hidden after {st} ms) with a slider 0..100
+  (-> lambda 0..1) labelled class_a / class_b; then a confidence rating 1-5.
+- choice: a fixation cross for {fx} ms, the image alone for {st} ms, then one button per class (the
+  number keys answer too: {_keys_text(config)}).
+The fixation and the image are frame-locked (each ends on the display frame nearest its intended end;
+`measured_*_ms` record what the frames showed).
 
-```sh
-{files}
-curl -fL -o jspsych/jspsych.css https://unpkg.com/jspsych@8/css/jspsych.css
-```
+Files: `index.html` (open it; `index.html?subject=P01` sets the participant id), `timeline.js` (the
+settings and the trials), `{RUNTIME}` (the trials' screens), `{SAVE_JS}` (the data handling and the
+timing), `{RECOVER_HTML}` (sessions stored in this browser, as CSV / JSON), `images/`, `design.json`,
+`{JSPSYCH_DIR}/` (jsPsych 8, empty unless `--jspsych-from` filled it).
 
-The data are saved as CSV by the browser; read them with `perceptlab mixup analyze FILE --design design.json`.
+{readme_sections(config, LAYOUT, _ROWS_TEXT, "perceptlab mixup export")}
+Read the data (the download, or what recover.html saved) with
+`perceptlab mixup analyze FILE --design design.json --out DIR`.
 """
+
+
+def _keys_text(config: dict) -> str:
+    return ", ".join(f"{k} = {c}" for k, c in zip(config["keys"], config["classes"], strict=True) if k)
+
+
+_ROWS_TEXT = (
+    "Rows: one per answered pick / slider / choice trial and per confidence rating, with `subject`, "
+    "`session_id`, `experiment_id`, `design`, `perceptlab_kind` (pick, slider, choice, confidence), "
+    "`perceptlab_trial` (the design's trial id), `stimulus_id`, `perceptlab_response` (the chosen "
+    "stimulus id for pick, lambda for slider, the class name for choice), `perceptlab_lambda` (pick), "
+    "`perceptlab_confidence` (1-5), `response` and `rt` (jsPsych's), `response_via` (choice: click or key), "
+    "`block`, `phase`, `is_catch`, "
+    "`true_label`, `class_a`, `class_b`, `order_seed`, `intended_fixation_ms`, `measured_fixation_ms`, "
+    "`intended_stimulus_ms`, `measured_stimulus_ms`, `timestamp_utc`."
+)
 
 
 # --------------------------------------------------------------------------- reading results back
@@ -254,6 +260,10 @@ def read_mixup_results(path: str | Path) -> pd.DataFrame:
     return out
 
 
+_PASSED_ON = ("session_id", "timestamp_utc", "intended_fixation_ms", "measured_fixation_ms", "intended_stimulus_ms",
+              "measured_stimulus_ms")
+
+
 def _from_jspsych(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
     rows, pending = [], {}
     for i, r in enumerate(raw.to_dict("records")):
@@ -273,7 +283,8 @@ def _from_jspsych(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
                "response": str(r["perceptlab_response"]), "rt_ms": r.get("rt", ""), "trial_index": r.get("trial_index", ""),
                "kind": kind, "block": r.get("block", ""), "phase": r.get("phase", ""),
                "is_catch": r.get("is_catch", ""), "true_label": r.get("true_label", ""),
-               "order_seed": r.get("order_seed", ""), "confidence": "", "line": line}
+               "order_seed": r.get("order_seed", ""), "confidence": "", "line": line,
+               **{k: r.get(k, "") for k in _PASSED_ON}}
         rows.append(row)
         pending[(row["participant"], str(r.get("perceptlab_trial", "")))] = row
     return pd.DataFrame(rows)

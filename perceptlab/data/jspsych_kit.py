@@ -1,16 +1,23 @@
 """The pieces of the jsPsych export beyond the library's own files: layouts, save hooks, catch
 trials of real MNIST digits, response keys, and filling ``jspsych/`` from an npm install.
 
-The experiment logic itself is plain JavaScript shipped in ``jspsych_assets/`` (``perceptlab-run.js``,
-``recover.html``) and copied into every export; :mod:`perceptlab.data.export` writes the per-export
-configuration (``timeline.js``) that it reads.
+The experiment logic itself is plain JavaScript shipped in ``jspsych_assets/`` and copied into every
+export: ``perceptlab-save.js`` (localStorage after every trial, the save hooks, frame-locked timing; shared
+by every export), the trials of the library export (``perceptlab-run.js``) or of the mixup export
+(``perceptlab-mixup.js``), and ``recover.html``. :mod:`perceptlab.data.export` and
+:mod:`perceptlab.data.export_mixup` write the per-export configuration (``timeline.js``) they read; the
+``index.html`` and the README's data sections are built here for both.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import html
 import json
+import re
 import shutil
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +27,7 @@ from perceptlab.errors import PerceptLabError
 
 ASSETS = Path(__file__).with_name("jspsych_assets")
 RUNTIME_JS = "perceptlab-run.js"
+SAVE_JS = "perceptlab-save.js"
 RECOVER_HTML = "recover.html"
 CATCH_DIR = "catch"
 CATCH_CSV = "catch.csv"
@@ -42,6 +50,8 @@ _SOURCES = {
                                           "dist/index.browser.min.js", "jsPsychImageKeyboardResponse"),
     "plugin-image-button-response.js": ("@jspsych/plugin-image-button-response", "2",
                                         "dist/index.browser.min.js", "jsPsychImageButtonResponse"),
+    "plugin-image-slider-response.js": ("@jspsych/plugin-image-slider-response", "2",
+                                        "dist/index.browser.min.js", "jsPsychImageSliderResponse"),
     "plugin-preload.js": ("@jspsych/plugin-preload", "2", "dist/index.browser.min.js", "jsPsychPreload"),
 }
 _LAYOUT_FILES = {
@@ -50,9 +60,14 @@ _LAYOUT_FILES = {
                       "plugin-preload.js"),
     "buttons-with-image": ("jspsych.js", "jspsych.css", "plugin-html-keyboard-response.js",
                            "plugin-image-button-response.js", "plugin-preload.js"),
+    # the mixup export (perceptlab.data.export_mixup): pick / slider / choice trials
+    "mixup": ("jspsych.js", "jspsych.css", "plugin-html-keyboard-response.js", "plugin-html-button-response.js",
+              "plugin-image-slider-response.js", "plugin-preload.js"),
 }
-ALL_JSPSYCH_FILES = tuple(_SOURCES)
+ALL_JSPSYCH_FILES = tuple(n for n in _SOURCES if any(n in _LAYOUT_FILES[lay] for lay in LAYOUTS))
+"""The files the library export's layouts load (the mixup export's are in ``jspsych_files("mixup")``)."""
 PAVLOVIA_FILE = "jspsych-pavlovia.js"
+JSPSYCH_DIR = "jspsych"
 
 
 @dataclass(frozen=True)
@@ -65,8 +80,10 @@ class JsPsychFile:
 
 
 def jspsych_files(layout: str) -> list[JsPsychFile]:
-    """The jsPsych files an export of ``layout`` loads from ``jspsych/``, in loading order."""
-    check_layout(layout)
+    """The jsPsych files an export of ``layout`` (or ``"mixup"``: the mixup export's) loads from
+    ``jspsych/``, in loading order."""
+    if layout not in _LAYOUT_FILES:
+        check_layout(layout)
     return [JsPsychFile(name, *_SOURCES[name]) for name in _LAYOUT_FILES[layout]]
 
 
@@ -193,7 +210,168 @@ def fill_jspsych(dest: Path, source: str | Path, layout: str) -> list[str]:
     return copied
 
 
-def copy_assets(out: Path) -> None:
-    """The experiment runtime and the recovery page, the same in every export."""
-    for name in (RUNTIME_JS, RECOVER_HTML):
+def copy_assets(out: Path, runtime: str = RUNTIME_JS) -> None:
+    """The data handling, the experiment runtime and the recovery page, the same in every export."""
+    for name in (SAVE_JS, runtime, RECOVER_HTML):
         shutil.copyfile(ASSETS / name, out / name)
+
+
+def index_html(title: str, layout: str, save_hook: str, runtime: str, runner: str, readme: str,
+               pixelated: str) -> str:
+    """The export's ``index.html``: jsPsych and its plugins from ``jspsych/`` (the page says which are
+    missing), ``timeline.js``, the shared data handling, ``runtime`` (which defines ``runner.run``), the
+    save hook's script (``jatos.js`` served by JATOS, or Pavlovia's plugin); ``pixelated`` is the CSS
+    selector of the stimulus images (drawn unsmoothed)."""
+    files = jspsych_files(layout)
+    scripts = "\n".join(f'    <script src="{JSPSYCH_DIR}/{f.name}"></script>' for f in files if f.global_name)
+    css = next(f.name for f in files if f.global_name is None)
+    checks = [(f.global_name, f"{JSPSYCH_DIR}/{f.name}") for f in files if f.global_name]
+    if save_hook == "pavlovia":
+        scripts += f'\n    <script src="{JSPSYCH_DIR}/{PAVLOVIA_FILE}"></script>'
+        checks.append(("jsPsychPavlovia", f"{JSPSYCH_DIR}/{PAVLOVIA_FILE} (from Pavlovia, see {readme})"))
+    if save_hook == "jatos":
+        scripts = '    <script src="jatos.js"></script>\n' + scripts
+    check_js = ",\n".join(f'        ["{g}", "{f}"]' for g, f in checks)
+    # without JATOS (the folder opened from disk for a pilot) jatos.js is absent: start at once
+    start = ("window.jatos ? jatos.onLoad(perceptlabStart) : perceptlabStart()" if save_hook == "jatos"
+             else "perceptlabStart()")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <title>{html.escape(title)}</title>
+{scripts}
+    <link rel="stylesheet" href="{JSPSYCH_DIR}/{css}" />
+    <script src="timeline.js"></script>
+    <script src="{SAVE_JS}"></script>
+    <script src="{runtime}"></script>
+    <style>
+      {pixelated} {{ image-rendering: pixelated; }}
+      #perceptlab-missing, .perceptlab-message {{ font-family: sans-serif; max-width: 40em; margin: 3em auto; }}
+    </style>
+  </head>
+  <body>
+    <script>
+      const missing = [
+{check_js}
+      ].filter(([name]) => typeof window[name] === "undefined").map(([, file]) => file);
+      function perceptlabStart() {{
+        const params = new URLSearchParams(window.location.search);
+        const subject = params.get("subject") || params.get("PROLIFIC_PID") ||
+          (window.jatos && jatos.workerId ? "jatos" + jatos.workerId : null) ||
+          "p" + Math.random().toString(36).slice(2, 10);
+        {runner}.run({{ subject: subject, seed: params.get("seed") }});
+      }}
+      if (typeof initJsPsych === "undefined" || missing.length > 0) {{
+        document.body.innerHTML =
+          '<div id="perceptlab-missing"><h2>jsPsych is not installed in this folder yet</h2>' +
+          "<p>Missing: <code>" + missing.join("</code>, <code>") + "</code></p>" +
+          "<p>Fill the <code>{JSPSYCH_DIR}/</code> folder next to this page as {readme} explains " +
+          "(jsPsych 8 and its plugins), then reload.</p></div>";
+      }} else {{
+        {start};
+      }}
+    </script>
+  </body>
+</html>
+"""
+
+
+def readme_sections(config: dict, layout: str, rows_text: str, command: str) -> str:
+    """The README's sections on filling ``jspsych/``, the data (localStorage, recover.html, the download;
+    ``rows_text`` describes the rows) and the save hooks, the same for every export; ``command`` is the
+    CLI command that exports with ``--jspsych-from``."""
+    files = jspsych_files(layout)
+    unpkg = "\n".join(f"curl -fL -o {JSPSYCH_DIR}/{f.name} https://unpkg.com/{f.package}@{f.major}/{f.path}"
+                      for f in files)
+    jsdelivr = "\n".join(f"- `https://cdn.jsdelivr.net/npm/{f.package}@{f.major}/{f.path}` → `{JSPSYCH_DIR}/{f.name}`"
+                         for f in files)
+    packs = " ".join(dict.fromkeys(f"{f.package}@{f.major}" for f in files))
+    copies = "\n".join(f"cp node_modules/{f.package}/{f.path} {JSPSYCH_DIR}/{f.name}" for f in files)
+    prefix = config.get("file_prefix", "perceptlab")
+    return f"""Filling `{JSPSYCH_DIR}/`
+-------------------
+
+The page loads {", ".join(f"`{f.name}`" for f in files)} from `{JSPSYCH_DIR}/` (relative paths, nothing
+is fetched at run time). If any is missing, the page says which. From npm (in this folder):
+
+    npm install --no-save {packs}
+    {copies.replace(chr(10), chr(10) + "    ")}
+
+or export with `{command} ... --jspsych-from DIR`, DIR being where you ran that
+`npm install`. From the official CDN (unpkg):
+
+    mkdir -p {JSPSYCH_DIR}
+    {unpkg.replace(chr(10), chr(10) + "    ")}
+
+or the same files from jsDelivr:
+
+{jsdelivr}
+
+Data: nothing is lost when a tab closes
+---------------------------------------
+
+- After every trial its row is appended to the browser's `localStorage` under the key
+  `perceptlab:<experiment id>:<subject>:<session id>` (a JSON object with a `rows` list). If the tab is
+  closed early, the download is blocked or the "where to save?" prompt is dismissed, open
+  `{RECOVER_HTML}` in the same browser from the same address (the same folder, or the same web
+  server): it lists every stored session (finished or interrupted) with CSV and JSON downloads.
+  Firefox gives every file opened from disk its own storage, so there recover.html cannot see what
+  index.html stored: serve the folder instead (`python3 -m http.server 8000` in this folder, then
+  open http://localhost:8000/index.html and http://localhost:8000/recover.html). Chrome, Chromium and
+  Edge share the storage of pages opened from one folder.
+- At the end the data are downloaded as CSV (`jsPsych.data.get().localSave('csv', ...)`, file
+  `{prefix}_<subject>_<time>.csv`), unless the export was made with `--no-download`.
+{textwrap.fill(rows_text, 102, initial_indent='- ', subsequent_indent='  ')}
+
+Save hooks (sending the data to a server)
+-----------------------------------------
+
+- `none`: only localStorage and the download.
+- `post`: each row, and at the end the whole data, are sent with a plain `fetch` POST to the save URL
+  (`Content-Type: application/json`), body
+  `{{"id": "<unique id>", "kind": "row"|"final", "experiment_id", "subject", "session_id", "row": {{...}}}}`
+  (`"rows": [...]` for the final item). Items wait in a queue in localStorage (key
+  `perceptlab-queue:<experiment id>`) until the server answers 2xx; failures are retried (0.5 s,
+  doubling, at most every 30 s), and a queue left by a closed tab is sent when the page is opened
+  again. The server should store each `id` once (a retry can repeat an item whose answer was lost).
+  The thank-you page says "All responses were received by the server" when the queue is empty. A
+  save URL on another origin needs CORS headers (`Access-Control-Allow-Origin`, and
+  `Access-Control-Allow-Headers: Content-Type`, answering the OPTIONS preflight).
+- `jatos`: for a JATOS study (JATOS 3.8 or later). Make this folder the study assets of a
+  component whose HTML file is `index.html`; JATOS serves `jatos.js` (loaded by index.html) and the
+  experiment starts in `jatos.onLoad`. Each row is added with `jatos.appendResultData` (as a JSON
+  line); at the end `jatos.submitResultData` stores the whole data (a JSON array) and `jatos.endStudy()`
+  ends the study. The participant id is `subject` from the URL or `jatos<workerId>`.
+- `pavlovia`: for Pavlovia, which saves through its jsPsych plugin: copy the Pavlovia plugin for
+  jsPsych 8 (from Pavlovia's documentation; it is not on npm) to `{JSPSYCH_DIR}/{PAVLOVIA_FILE}`.
+  The timeline starts with `{{type: jsPsychPavlovia, command: "init"}}` and ends with
+  `{{type: jsPsychPavlovia, command: "finish"}}`, which uploads the CSV to the project's data. This
+  hook cannot be tested offline; PerceptLab has not run it against Pavlovia.
+
+With every hook the localStorage copy and `{RECOVER_HTML}` stay as the fallback.
+"""
+
+
+def hook_text(config: dict) -> str:
+    """The save hook in a README's first lines."""
+    return {
+        "none": "none (the data stay in the browser: the download at the end and recover.html)",
+        "post": f"post, to `{config['save_url']}`",
+        "jatos": "jatos",
+        "pavlovia": "pavlovia",
+    }[config["save_hook"]]
+
+
+def save_settings(save_hook: str, save_url: str | None, download: bool, file_prefix: str = "perceptlab") -> dict:
+    """The settings perceptlab-save.js reads from PERCEPTLAB_CONFIG (besides experiment_id and title),
+    after :func:`check_save_hook`."""
+    check_save_hook(save_hook, save_url)
+    return {"save_hook": save_hook, "save_url": save_url, "retry_base_ms": 500, "retry_max_ms": 30000,
+            "download": bool(download), "file_prefix": file_prefix}
+
+
+def experiment_id(name: str, *parts: object) -> str:
+    """``name`` made safe for a localStorage key, plus a digest of ``parts`` (what makes the export)."""
+    digest = hashlib.sha1(json.dumps([name, *parts]).encode()).hexdigest()[:8]
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name) + "-" + digest

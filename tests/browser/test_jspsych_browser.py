@@ -32,7 +32,7 @@ FRAME_MS = 1000 / 60
 
 
 def _npm_packages() -> list[str]:
-    files = jspsych_files("choice-screen") + jspsych_files("buttons-with-image")
+    files = jspsych_files("choice-screen") + jspsych_files("buttons-with-image") + jspsych_files("mixup")
     return list(dict.fromkeys(f"{f.package}@{f.major}" for f in files))
 
 

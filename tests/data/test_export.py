@@ -100,6 +100,7 @@ def test_export_jspsych_folder(lib, tmp_path):
         "jspsych/plugin-preload.js",
         "jspsych/jspsych.css",
         "timeline.js",
+        "perceptlab-save.js",
         "perceptlab-run.js",
     ]
     assert 'typeof initJsPsych === "undefined"' in html and "jsPsych is not installed" in html
@@ -233,7 +234,8 @@ const ctx = { console, requestAnimationFrame: () => 0, document: {} };
 for (const g of ["jsPsychPreload", "jsPsychHtmlKeyboardResponse", "jsPsychImageKeyboardResponse",
                  "jsPsychHtmlButtonResponse", "jsPsychImageButtonResponse", "jsPsychPavlovia"]) ctx[g] = g;
 vm.createContext(ctx);
-vm.runInContext(fs.readFileSync(dir + "/timeline.js", "utf8") + "\\n" + fs.readFileSync(dir + "/perceptlab-run.js", "utf8")
+vm.runInContext(fs.readFileSync(dir + "/timeline.js", "utf8") + "\\n" + fs.readFileSync(dir + "/perceptlab-save.js", "utf8")
+  + "\\n" + fs.readFileSync(dir + "/perceptlab-run.js", "utf8")
   + "\\n;this.__tl = perceptlabTimeline({ timelineVariable: (n) => ({ tv: n }) });", ctx);
 const replacer = (k, v) => (typeof v === "function" ? "<function " + (v.length) + ">" : v);
 process.stdout.write(JSON.stringify(ctx.__tl, replacer));
@@ -283,6 +285,7 @@ def test_generated_javascript_parses(lib, tmp_path):
         recover = (tmp_path / hook / "recover.html").read_text()
         (tmp_path / f"recover-{hook}.js").write_text(re.search(r"<script>(.*?)</script>", recover, re.S).group(1))
         for path in (tmp_path / hook / "timeline.js", tmp_path / hook / "perceptlab-run.js",
+                     tmp_path / hook / "perceptlab-save.js",
                      tmp_path / f"inline-{hook}.js", tmp_path / f"recover-{hook}.js"):
             result = subprocess.run(["node", "--check", str(path)], capture_output=True, text=True)
             assert result.returncode == 0, result.stderr

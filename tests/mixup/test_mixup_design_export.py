@@ -52,7 +52,9 @@ NODE_RUN = r"""
 const fs = require("fs");
 global.jsPsychHtmlKeyboardResponse = "kb"; global.jsPsychHtmlButtonResponse = "btn";
 global.jsPsychImageSliderResponse = "slider"; global.jsPsychPreload = "preload";
-eval(fs.readFileSync(process.argv[2], "utf8") + "\nglobal.perceptlabTimeline = perceptlabTimeline;");
+const dir = process.argv[2];
+eval(["timeline.js", "perceptlab-save.js", "perceptlab-mixup.js"].map((f) => fs.readFileSync(dir + "/" + f, "utf8")).join("\n")
+  + "\nglobal.perceptlabTimeline = perceptlabTimeline;");
 const tl = perceptlabTimeline({});
 const rows = []; let i = 0;
 for (const node of tl) {
@@ -75,7 +77,7 @@ def test_timeline_runs_in_node_and_its_data_read_back(mixup_design, tmp_path):
     out = export_mixup_jspsych(mixup_design, tmp_path / "js").parent
     script = tmp_path / "run.js"
     script.write_text(NODE_RUN)
-    res = subprocess.run(["node", str(script), str(out / "timeline.js")], capture_output=True, text=True, timeout=30)
+    res = subprocess.run(["node", str(script), str(out)], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout)
     assert got["types"][:2] == ["preload", "kb"]
@@ -133,3 +135,47 @@ def test_the_runners_trial_file_reads_back(mixup_design, tmp_path):
     res = analyze_mixup(back, stimulus_info(design))
     assert res["summary"]["slider_mae"] == pytest.approx(0, abs=1e-3)  # answered with the generating lambda
     assert res["participants"]["mean_confidence"].iloc[0] == 4
+
+
+def test_export_options_lab_safety_and_cli(mixup_design, tmp_path, capsys):
+    """The save options reach timeline.js and index.html (the library export's checks); the runtime,
+    the shared data handling and recover.html are copied as they are; the CLI passes the options on."""
+    import re
+
+    from perceptlab.cli import main
+    from perceptlab.data.export_mixup import export_mixup_jspsych
+    from perceptlab.data.jspsych_kit import ASSETS
+
+    out = export_mixup_jspsych(mixup_design, tmp_path / "post", save_hook="post", save_url="/save",
+                               download=False).parent
+    config = json.loads(re.search(r"const PERCEPTLAB_CONFIG = (\{.*?\n\});", (out / "timeline.js").read_text(), re.S).group(1))
+    assert config["save_hook"] == "post" and config["save_url"] == "/save" and config["download"] is False
+    assert config["experiment_id"].startswith("mixup-") and config["fixation_ms"] == 300
+    for name in ("perceptlab-save.js", "perceptlab-mixup.js", "recover.html"):
+        assert (out / name).read_text() == (ASSETS / name).read_text()
+    html = (out / "index.html").read_text()
+    assert re.findall(r'<script src="([^"]+)"', html)[-3:] == ["timeline.js", "perceptlab-save.js", "perceptlab-mixup.js"]
+    assert "jspsych/plugin-image-slider-response.js" in html and "PerceptLabMixup.run(" in html
+    readme = (out / "README.md").read_text()
+    for needle in ("recover.html", "perceptlab-queue:", "@jspsych/plugin-image-slider-response@2", "perceptlab_confidence",
+                   "perceptlab mixup export ... --jspsych-from DIR"):
+        assert needle in readme, needle
+    for hook, needle in (("jatos", '<script src="jatos.js"></script>'), ("pavlovia", "jspsych/jspsych-pavlovia.js")):
+        assert needle in export_mixup_jspsych(mixup_design, tmp_path / hook, save_hook=hook).read_text()
+    for kwargs, message in (({"save_hook": "post"}, "needs a save URL"), ({"save_url": "/x"}, "only used by the 'post'"),
+                            ({"save_hook": "ftp"}, "unknown save hook")):
+        with pytest.raises(PerceptLabError, match=message):
+            export_mixup_jspsych(mixup_design, tmp_path / "bad", **kwargs)
+    assert not (tmp_path / "bad").exists()
+
+    assert main(["mixup", "export", str(mixup_design), "--out", str(tmp_path / "cli"), "--save-hook", "jatos",
+                 "--no-download"]) == 0
+    said = capsys.readouterr().out
+    assert "recover.html" in said and "--jspsych-from DIR" in said
+    config = json.loads(re.search(r"const PERCEPTLAB_CONFIG = (\{.*?\n\});", (tmp_path / "cli" / "timeline.js").read_text(),
+                                  re.S).group(1))
+    assert config["save_hook"] == "jatos" and config["download"] is False
+    if shutil.which("node") is not None:
+        for name in ("perceptlab-save.js", "perceptlab-mixup.js", "timeline.js"):
+            done = subprocess.run(["node", "--check", str(tmp_path / "cli" / name)], capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr

@@ -39,7 +39,7 @@ def sparse_ticks(labels: list[str], most: int = MAX_TICK_LABELS) -> list[list[tu
 class _View:
     def __init__(self, bottom: str, left: str):
         self.widget = pg.GraphicsLayoutWidget()
-        self.widget.setMinimumSize(360, 240)
+        self.widget.setMinimumSize(360, 180)
         self.plot = self.widget.addPlot()
         self.plot.setLabel("bottom", bottom)
         self.plot.setLabel("left", left)

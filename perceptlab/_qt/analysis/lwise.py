@@ -23,7 +23,7 @@ class LearningView:
 
     def __init__(self):
         self.widget = pg.GraphicsLayoutWidget()
-        self.widget.setMinimumSize(360, 260)
+        self.widget.setMinimumSize(360, 220)
         self.curves = self.widget.addPlot(title="Learning curves")
         self.curves.setLabel("bottom", "train block")
         self.curves.setLabel("left", "accuracy")
@@ -77,18 +77,20 @@ class LwisePage(QWidget):
         self.compute_button.clicked.connect(self.compute_difficulty)
         self.open_button = QPushButton("Open learning data…")
         self.open_button.clicked.connect(self.open_learning)
-        layout = QVBoxLayout(self)
+        layout = QHBoxLayout(self)  # side by side: stacked, two plots would not fit a 768-pixel screen
         for button, view, name, note in ((self.compute_button, self.difficulty, "difficulty_vs_error",
                                           self.difficulty_note),
                                          (self.open_button, self.learning, "learning_curves", self.learning_note)):
+            column = QVBoxLayout()
             row = QHBoxLayout()
             row.addWidget(button)
             row.addStretch(1)
             row.addWidget(ExportButton(view.widget, name, self, on_error=lambda e: show_error(self, "Export", e),
                                        on_exported=lambda p: self.message.emit(f"Exported {p}")))
-            layout.addLayout(row)
-            layout.addWidget(view.widget, 1)
-            layout.addWidget(note)
+            column.addLayout(row)
+            column.addWidget(view.widget, 1)
+            column.addWidget(note)
+            layout.addLayout(column, 1)
 
     def compute_difficulty(self) -> dict | None:
         from perceptlab.analysis.difficulty import difficulty_summary, difficulty_table, format_difficulty  # noqa: PLC0415

@@ -45,7 +45,7 @@ class _View(QObject):
     def __init__(self):
         super().__init__()
         self.widget = pg.GraphicsLayoutWidget()
-        self.widget.setMinimumSize(360, 280)
+        self.widget.setMinimumSize(360, 220)
         self.widget.scene().sigMouseClicked.connect(self._scene_clicked)
         self.analysis = None
 

@@ -16,11 +16,13 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFrame,
     QHBoxLayout,
     QInputDialog,
     QLabel,
     QListView,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -109,13 +111,19 @@ class CuratePanel(QWidget):
         for key, label in SORT_KEYS.items():
             self.sort.addItem(label, key)
         self.descending = QCheckBox("descending")
-        bar = QHBoxLayout()
-        for label, w in (("Pair", self.pair), ("Mode", self.mode), ("Status", self.status), ("Tag", self.tag),
-                         ("Judge ≥", self.min_judge), ("Entropy ≥", self.min_entropy), ("Sort", self.sort)):
-            bar.addWidget(QLabel(label))
-            bar.addWidget(w)
-        bar.addWidget(self.descending)
-        bar.addStretch(1)
+        # two rows (what to show, then thresholds and order), so that the gallery and the detail pane fit
+        # side by side on a 1366-pixel screen
+        bar = QVBoxLayout()
+        for items in ((("Pair", self.pair), ("Mode", self.mode), ("Status", self.status), ("Tag", self.tag)),
+                      (("Judge ≥", self.min_judge), ("Entropy ≥", self.min_entropy), ("Sort", self.sort))):
+            row = QHBoxLayout()
+            for label, w in items:
+                row.addWidget(QLabel(label))
+                row.addWidget(w)
+            if items[-1][1] is self.sort:
+                row.addWidget(self.descending)
+            row.addStretch(1)
+            bar.addLayout(row)
         for combo in (self.mode, self.sort):  # the bar must leave room for the detail pane at 1400 px
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(9)
@@ -156,7 +164,13 @@ class CuratePanel(QWidget):
         ll.addLayout(actions)
         self.splitter = QSplitter()
         self.splitter.addWidget(left)
-        self.splitter.addWidget(self.detail)
+        # the detail grows with what is known of a stimulus (observers, difficulty, humans): it scrolls
+        # rather than making the window taller than a laptop screen
+        detail_scroll = QScrollArea()
+        detail_scroll.setWidget(self.detail)
+        detail_scroll.setWidgetResizable(True)
+        detail_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.splitter.addWidget(detail_scroll)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setSizes([960, 440])
         layout = QVBoxLayout(self)
