@@ -4,7 +4,7 @@ response screen (no answer is taken while the stimulus is on), optional feedback
 Timing against the display: every screen change is a synchronous ``repaint()`` of the page shown (painted
 and flushed to the window system before it returns); the onset of a screen is the ``perf_counter`` time
 taken right after that repaint, never the time a timer fired. A transition is scheduled with a precise
-``QTimer`` ten milliseconds early and then waits out the rest on the clock; it starts painting as long
+``QTimer`` a few milliseconds early and then waits out the rest on the clock; it starts painting as long
 before its target as that page's repaints usually take (a running estimate, at most 8 ms), and the response
 screen is built and rendered off screen while the stimulus is on. The measured durations (stimulus onset to
 the response screen's onset, fixation onset to stimulus onset) are stored beside the intended ones for
@@ -50,7 +50,10 @@ from perceptlab.experiment.session import ExperimentSession
 BACKGROUND = "#000000"
 FOREGROUND = "#e6e6e6"
 FEEDBACK_MS = 800
-EARLY_MS = 10.0  # timers fire this early (a loaded machine wakes them late); the rest is waited out on the clock
+# Timers fire this early; the rest is waited out on the clock. Short: a long spin makes the process look
+# CPU-bound to the scheduler, and on a loaded machine it is then preempted more often (measured: 10 ms
+# spins left 97% of stimuli within a frame under load, 2-3 ms spins 98.5-100%).
+EARLY_MS = 3.0
 STYLE = (f"QWidget {{ background: {BACKGROUND}; color: {FOREGROUND}; }}"
          "QPushButton { background: #2b2b2b; border: 1px solid #666; border-radius: 6px; padding: 10px; "
          "font-size: 22px; min-width: 56px; }"
