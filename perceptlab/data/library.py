@@ -60,7 +60,6 @@ from perceptlab.data.library_storage import (  # noqa: F401  (DB_NAME, check_wri
     _SCHEMA,
     DB_NAME,
     _connect,
-    _fsync_dir,
     _is_empty_dir,
     _is_library,
     _not_a_library,
@@ -69,6 +68,7 @@ from perceptlab.data.library_storage import (  # noqa: F401  (DB_NAME, check_wri
     _stimulus_to_row,
     check_not_truncated,
     check_writable,
+    fsync_dir,
     missing_images,
 )
 from perceptlab.errors import PerceptLabError
@@ -431,7 +431,7 @@ class StimulusLibrary:
                     rec.id = _format_id(first + k)
                     self._write_image(rec.id, png)
                     rows.append((first + k, *_stimulus_to_row(rec)))
-                _fsync_dir(self.images_dir)
+                fsync_dir(self.images_dir)
                 conn.executemany(f"INSERT INTO stimuli (seq, {', '.join(_COLUMNS)}) VALUES ({_PLACEHOLDERS})", rows)
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(first + len(clean)),))
         except BaseException as exc:  # nothing committed: remove what was written

@@ -156,7 +156,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make renames in ``folder`` durable (no-op where directories cannot be opened, e.g. Windows)."""
     try:
         fd = os.open(folder, os.O_RDONLY)

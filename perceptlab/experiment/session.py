@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from perceptlab.data.library_storage import fsync_dir
 from perceptlab.errors import PerceptLabError
 from perceptlab.experiment.design import (
     OUTPUT_COLUMNS,
@@ -171,7 +172,7 @@ class ExperimentSession:
             csv.writer(fh, lineterminator="\n").writerow(OUTPUT_COLUMNS)
             fh.flush()
             os.fsync(fh.fileno())
-        _fsync_dir(self.out_dir)
+        fsync_dir(self.out_dir)
 
     def _read_existing(self) -> None:
         raw = self.path.read_bytes()
@@ -333,19 +334,6 @@ class ExperimentSession:
         if self.design.adaptive:
             self.selector.observe(trial.stimulus, self._selector_response(trial.kind, response_text))
         return row
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def design_library(design: Design, base: Path | None = None) -> Path | None:
