@@ -29,15 +29,13 @@ from perceptlab.data.jspsych_kit import (
     catch_count,
     check_layout,
     check_save_hook,
-    copy_assets,
     experiment_id,
-    fill_jspsych,
     hook_text,
-    index_html,
     readme_sections,
     response_keys,
     save_settings,
     write_catch_trials,
+    write_runtime,
 )
 from perceptlab.data.library import (
     IMAGES_DIR,
@@ -106,18 +104,13 @@ def export_jspsych(
     n_catch = catch_count(catch_rate, len(records))
     out = _prepare(library, out_dir, "jspsych", status, len(records))
     with _write_errors(out):
-        (out / JSPSYCH_DIR).mkdir(exist_ok=True)
-        if jspsych_from is not None:
-            fill_jspsych(out / JSPSYCH_DIR, jspsych_from, layout)
         catch = write_catch_trials(out, n_catch, catch_seed, list(CLASSES))
         config = _config(library, records, catch, title, layout, fixation_ms, stimulus_ms, image_px,
                          save_hook, save_url, download)
-        (out / "timeline.js").write_text(_timeline_js(records, catch, config), encoding="utf-8")
-        (out / "index.html").write_text(
-            index_html(title, layout, save_hook, RUNTIME_JS, "PerceptLab", README,
-                       "#jspsych-image-button-response-stimulus, #jspsych-image-keyboard-response-stimulus"),
-            encoding="utf-8")
-        copy_assets(out)
+        write_runtime(out, _timeline_js(records, catch, config), title=title, layout=layout, save_hook=save_hook,
+                      runtime=RUNTIME_JS, runner="PerceptLab", readme=README,
+                      pixelated="#jspsych-image-button-response-stimulus, #jspsych-image-keyboard-response-stimulus",
+                      jspsych_from=jspsych_from)
         (out / README).write_text(_readme(library, records, status, config, len(catch)), encoding="utf-8")
         _write_common(library, out, records, "jspsych", status)
     return out / "index.html"

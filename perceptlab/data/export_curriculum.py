@@ -29,14 +29,12 @@ from perceptlab.data.jspsych_kit import (
     RECOVER_HTML,
     SAVE_JS,
     check_save_hook,
-    copy_assets,
     experiment_id,
-    fill_jspsych,
     hook_text,
-    index_html,
     readme_sections,
     response_keys,
     save_settings,
+    write_runtime,
 )
 from perceptlab.data.library import StimulusLibrary
 from perceptlab.errors import PerceptLabError
@@ -145,14 +143,10 @@ def export_curriculum_jspsych(design: Design, library: StimulusLibrary, out_dir:
     config = _config(design, image_px, title, save_hook, save_url, download)
     out = export._prepare(library, out_dir, "jspsych-learning", None, len(records))
     with export._write_errors(out):
-        (out / JSPSYCH_DIR).mkdir(exist_ok=True)
-        (out / "timeline.js").write_text(_timeline_js(design, config), encoding="utf-8")
-        (out / "index.html").write_text(index_html(title, LAYOUT, save_hook, RUNTIME, "PerceptLabCurriculum", README,
-                                                   "img"), encoding="utf-8")
-        copy_assets(out, RUNTIME)
+        write_runtime(out, _timeline_js(design, config), title=title, layout=LAYOUT, save_hook=save_hook,
+                      runtime=RUNTIME, runner="PerceptLabCurriculum", readme=README, pixelated="img",
+                      jspsych_from=jspsych_from)
         (out / README).write_text(_readme(design, len(records), config), encoding="utf-8")
-        export._write_common(library, out, records, "jspsych-learning", None)
         save_design(design, out / "design.json")
-        if jspsych_from is not None:
-            fill_jspsych(out / JSPSYCH_DIR, jspsych_from, LAYOUT)
+        export._write_common(library, out, records, "jspsych-learning", None)
     return out / "index.html"

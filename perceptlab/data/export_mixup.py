@@ -34,15 +34,13 @@ from perceptlab.data.jspsych_kit import (
     RECOVER_HTML,
     SAVE_JS,
     check_save_hook,
-    copy_assets,
     experiment_id,
-    fill_jspsych,
     hook_text,
-    index_html,
     jspsych_files,
     readme_sections,
     response_keys,
     save_settings,
+    write_runtime,
 )
 from perceptlab.errors import PerceptLabError
 from perceptlab.experiment.design import (
@@ -112,18 +110,13 @@ def export_mixup_jspsych(
         why = image_problem(design_path.parent / rel)
         if why:
             raise PerceptLabError(f"{design_path.parent / rel}: {why}", "re-write the design with `perceptlab mixup design`")
-    (out / JSPSYCH_DIR).mkdir(parents=True, exist_ok=True)
-    if jspsych_from is not None:
-        fill_jspsych(out / JSPSYCH_DIR, jspsych_from, LAYOUT)
+    config = _config(design, image_px, save_hook, save_url, download)
+    write_runtime(out, _timeline_js(design, config), title=design.name, layout=LAYOUT, save_hook=save_hook,
+                  runtime=RUNTIME, runner="PerceptLabMixup", readme=README, pixelated="img", jspsych_from=jspsych_from)
     for rel in images:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(design_path.parent / rel, out / rel)
     save_design(design, out / "design.json")
-    config = _config(design, image_px, save_hook, save_url, download)
-    (out / "timeline.js").write_text(_timeline_js(design, config), encoding="utf-8")
-    (out / "index.html").write_text(index_html(design.name, LAYOUT, save_hook, RUNTIME, "PerceptLabMixup", README,
-                                               "img"), encoding="utf-8")
-    copy_assets(out, RUNTIME)
     (out / README).write_text(_readme(design, config), encoding="utf-8")
     (out / MARKER).write_text(json.dumps({"design": design.name, "trials": len(design.trials),
                                           "experiment_id": config["experiment_id"], "perceptlab": __version__},

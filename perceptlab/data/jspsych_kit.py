@@ -216,6 +216,20 @@ def copy_assets(out: Path, runtime: str = RUNTIME_JS) -> None:
         shutil.copyfile(ASSETS / name, out / name)
 
 
+def write_runtime(out: Path, timeline_js: str, *, title: str, layout: str, save_hook: str, runtime: str,
+                  runner: str, readme: str, pixelated: str, jspsych_from: str | Path | None) -> None:
+    """What every export writes alike: ``jspsych/`` (filled from the npm install ``jspsych_from`` when
+    given), ``timeline.js`` (``timeline_js``), ``index.html`` (:func:`index_html`) and the shared assets
+    (:func:`copy_assets`)."""
+    (out / JSPSYCH_DIR).mkdir(parents=True, exist_ok=True)
+    if jspsych_from is not None:
+        fill_jspsych(out / JSPSYCH_DIR, jspsych_from, layout)
+    (out / "timeline.js").write_text(timeline_js, encoding="utf-8")
+    (out / "index.html").write_text(index_html(title, layout, save_hook, runtime, runner, readme, pixelated),
+                                    encoding="utf-8")
+    copy_assets(out, runtime)
+
+
 def index_html(title: str, layout: str, save_hook: str, runtime: str, runner: str, readme: str,
                pixelated: str) -> str:
     """The export's ``index.html``: jsPsych and its plugins from ``jspsych/`` (the page says which are
