@@ -230,6 +230,29 @@ def write_runtime(out: Path, timeline_js: str, *, title: str, layout: str, save_
     copy_assets(out, runtime)
 
 
+def timeline_js(comment: str, config: dict, name: str, items: list[dict]) -> str:
+    """An export's ``timeline.js``: ``comment`` (each line a ``//`` line), ``PERCEPTLAB_CONFIG`` (``config``)
+    and the array ``name`` of ``items``, one JSON line each."""
+    head = "\n".join("// " + line for line in comment.splitlines())
+    lines = ",\n".join("  " + json.dumps(item) for item in items)
+    return f"""{head}
+
+const PERCEPTLAB_CONFIG = {json.dumps(config, indent=2)};
+
+const {name} = [
+{lines}
+];
+"""
+
+
+def files_text(runtime: str, data_files: str) -> str:
+    """The README's list of an export's files (``data_files``: those beside ``images/``, as Markdown)."""
+    return f"""Files: `index.html` (open it; `index.html?subject=P01` sets the participant id), `timeline.js` (the
+settings and the trials), `{runtime}` (the trials' screens), `{SAVE_JS}` (the data handling and the
+timing), `{RECOVER_HTML}` (sessions stored in this browser, as CSV / JSON), `images/`, {data_files},
+`{JSPSYCH_DIR}/` (jsPsych 8, empty unless `--jspsych-from` filled it)."""
+
+
 def index_html(title: str, layout: str, save_hook: str, runtime: str, runner: str, readme: str,
                pixelated: str) -> str:
     """The export's ``index.html``: jsPsych and its plugins from ``jspsych/`` (the page says which are
