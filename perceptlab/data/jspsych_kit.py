@@ -2,11 +2,14 @@
 trials of real MNIST digits, response keys, and filling ``jspsych/`` from an npm install.
 
 The experiment logic itself is plain JavaScript shipped in ``jspsych_assets/`` and copied into every
-export: ``perceptlab-save.js`` (localStorage after every trial, the save hooks, frame-locked timing; shared
-by every export), the trials of the library export (``perceptlab-run.js``) or of the mixup export
-(``perceptlab-mixup.js``), and ``recover.html``. :mod:`perceptlab.data.export` and
-:mod:`perceptlab.data.export_mixup` write the per-export configuration (``timeline.js``) they read; the
-``index.html`` and the README's data sections are built here for both.
+export: ``perceptlab-save.js`` (localStorage after every trial, the save hooks, frame-locked timing and the
+trial pieces every runtime is built from: opening trials, fixation, timed image, choice screen; shared by
+every export), the trials of the library export (``perceptlab-run.js``), of the mixup export
+(``perceptlab-mixup.js``) or of the learning export (``perceptlab-curriculum.js``), and ``recover.html``.
+:mod:`perceptlab.data.export`, :mod:`perceptlab.data.export_mixup` and
+:mod:`perceptlab.data.export_curriculum` make the per-export configuration and trials; ``timeline.js``,
+``index.html``, the README's file list and data sections are written here for all three
+(:func:`write_runtime`, :func:`timeline_js`, :func:`files_text`, :func:`readme_sections`).
 """
 
 from __future__ import annotations
