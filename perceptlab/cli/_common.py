@@ -43,6 +43,17 @@ def add_jspsych_save_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
                    help=f"{prefix}fill jspsych/ from an npm install in DIR (npm install jspsych@8 @jspsych/plugin-...)")
 
 
+def report_jspsych_export(index: Path, readme: str, jspsych_from: object) -> None:
+    """Print where a jsPsych export was written (``index``: its index.html), how to fill ``jspsych/``
+    when ``jspsych_from`` did not (``readme`` explains it) and where interrupted sessions are recovered."""
+    print(f"wrote {index}")
+    if jspsych_from is None:
+        print(f"fill {index.parent / 'jspsych'}/ with jsPsych 8 as {index.parent / readme} explains "
+              "(or export again with --jspsych-from DIR)")
+    print(f"data: every trial is kept in the browser's localStorage; {index.parent / 'recover.html'} "
+          "downloads interrupted sessions")
+
+
 def mnist_from_args(args: argparse.Namespace) -> MnistData:
     data = load_mnist(args.mnist, include_builtin=args.with_builtin)
     print(f"MNIST source: {data.source}; {int((~data.holdout).sum()):,} training / {int(data.holdout.sum()):,} held-out digits")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from perceptlab.cli._common import add_jspsych_save_args
+from perceptlab.cli._common import add_jspsych_save_args, report_jspsych_export
 from perceptlab.data.export import export_csv, export_jspsych
 from perceptlab.data.jspsych_kit import LAYOUTS
 from perceptlab.data.library import STATUSES, StimulusLibrary
@@ -147,13 +147,10 @@ def _export(args: argparse.Namespace) -> int:
                 save_hook=args.save_hook, save_url=args.save_url, download=not args.no_download,
                 jspsych_from=args.jspsych_from,
             )
-    print(f"wrote {path}")
     if args.format == "jspsych":
-        if args.jspsych_from is None:
-            print(f"fill {path.parent / 'jspsych'}/ with jsPsych 8 as {path.parent / 'README.txt'} explains "
-                  "(or export again with --jspsych-from DIR)")
-        print(f"data: every trial is kept in the browser's localStorage; {path.parent / 'recover.html'} "
-              "downloads interrupted sessions")
+        report_jspsych_export(path, "README.txt", args.jspsych_from)
+    else:
+        print(f"wrote {path}")
     return 0
 
 

@@ -15,7 +15,12 @@ import argparse
 import json
 from pathlib import Path
 
-from perceptlab.cli._common import add_jspsych_save_args, add_mnist_args, mnist_from_args
+from perceptlab.cli._common import (
+    add_jspsych_save_args,
+    add_mnist_args,
+    mnist_from_args,
+    report_jspsych_export,
+)
 from perceptlab.errors import PerceptLabError
 from perceptlab.names import BUILTIN_CLASSIFIERS
 
@@ -72,12 +77,7 @@ def _export(args: argparse.Namespace) -> int:
 
     path = export_mixup_jspsych(args.design, args.out, image_px=args.image_px, save_hook=args.save_hook,
                                 save_url=args.save_url, download=not args.no_download, jspsych_from=args.jspsych_from)
-    print(f"wrote {path}")
-    if args.jspsych_from is None:
-        print(f"fill {path.parent / 'jspsych'}/ with jsPsych 8 as {path.parent / 'README.md'} explains "
-              "(or export again with --jspsych-from DIR)")
-    print(f"data: every trial is kept in the browser's localStorage; {path.parent / 'recover.html'} "
-          "downloads interrupted sessions")
+    report_jspsych_export(path, "README.md", args.jspsych_from)
     return 0
 
 

@@ -2,11 +2,14 @@
 trials of real MNIST digits, response keys, and filling ``jspsych/`` from an npm install.
 
 The experiment logic itself is plain JavaScript shipped in ``jspsych_assets/`` and copied into every
-export: ``perceptlab-save.js`` (localStorage after every trial, the save hooks, frame-locked timing; shared
-by every export), the trials of the library export (``perceptlab-run.js``) or of the mixup export
-(``perceptlab-mixup.js``), and ``recover.html``. :mod:`perceptlab.data.export` and
-:mod:`perceptlab.data.export_mixup` write the per-export configuration (``timeline.js``) they read; the
-``index.html`` and the README's data sections are built here for both.
+export: ``perceptlab-save.js`` (localStorage after every trial, the save hooks, frame-locked timing and the
+trial pieces every runtime is built from: opening trials, fixation, timed image, choice screen; shared by
+every export), the trials of the library export (``perceptlab-run.js``), of the mixup export
+(``perceptlab-mixup.js``) or of the learning export (``perceptlab-curriculum.js``), and ``recover.html``.
+:mod:`perceptlab.data.export`, :mod:`perceptlab.data.export_mixup` and
+:mod:`perceptlab.data.export_curriculum` make the per-export configuration and trials; ``timeline.js``,
+``index.html``, the README's file list and data sections are written here for all three
+(:func:`write_runtime`, :func:`timeline_js`, :func:`files_text`, :func:`readme_sections`).
 """
 
 from __future__ import annotations
@@ -214,6 +217,43 @@ def copy_assets(out: Path, runtime: str = RUNTIME_JS) -> None:
     """The data handling, the experiment runtime and the recovery page, the same in every export."""
     for name in (SAVE_JS, runtime, RECOVER_HTML):
         shutil.copyfile(ASSETS / name, out / name)
+
+
+def write_runtime(out: Path, timeline_js: str, *, title: str, layout: str, save_hook: str, runtime: str,
+                  runner: str, readme: str, pixelated: str, jspsych_from: str | Path | None) -> None:
+    """What every export writes alike: ``jspsych/`` (filled from the npm install ``jspsych_from`` when
+    given), ``timeline.js`` (``timeline_js``), ``index.html`` (:func:`index_html`) and the shared assets
+    (:func:`copy_assets`)."""
+    (out / JSPSYCH_DIR).mkdir(parents=True, exist_ok=True)
+    if jspsych_from is not None:
+        fill_jspsych(out / JSPSYCH_DIR, jspsych_from, layout)
+    (out / "timeline.js").write_text(timeline_js, encoding="utf-8")
+    (out / "index.html").write_text(index_html(title, layout, save_hook, runtime, runner, readme, pixelated),
+                                    encoding="utf-8")
+    copy_assets(out, runtime)
+
+
+def timeline_js(comment: str, config: dict, name: str, items: list[dict]) -> str:
+    """An export's ``timeline.js``: ``comment`` (each line a ``//`` line), ``PERCEPTLAB_CONFIG`` (``config``)
+    and the array ``name`` of ``items``, one JSON line each."""
+    head = "\n".join("// " + line for line in comment.splitlines())
+    lines = ",\n".join("  " + json.dumps(item) for item in items)
+    return f"""{head}
+
+const PERCEPTLAB_CONFIG = {json.dumps(config, indent=2)};
+
+const {name} = [
+{lines}
+];
+"""
+
+
+def files_text(runtime: str, data_files: str) -> str:
+    """The README's list of an export's files (``data_files``: those beside ``images/``, as Markdown)."""
+    return f"""Files: `index.html` (open it; `index.html?subject=P01` sets the participant id), `timeline.js` (the
+settings and the trials), `{runtime}` (the trials' screens), `{SAVE_JS}` (the data handling and the
+timing), `{RECOVER_HTML}` (sessions stored in this browser, as CSV / JSON), `images/`, {data_files},
+`{JSPSYCH_DIR}/` (jsPsych 8, empty unless `--jspsych-from` filled it)."""
 
 
 def index_html(title: str, layout: str, save_hook: str, runtime: str, runner: str, readme: str,

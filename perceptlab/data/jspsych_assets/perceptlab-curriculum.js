@@ -10,19 +10,8 @@
 
 function perceptlabTimeline(jsPsych) {
   const C = PERCEPTLAB_CONFIG;
-  const timeline = [];
-  if (C.save_hook === "pavlovia") timeline.push({ type: jsPsychPavlovia, command: "init" });
-  timeline.push({
-    type: jsPsychPreload,
-    images: PERCEPTLAB_TRIALS.map((t) => t.stimulus),
-    show_detailed_errors: true,
-    record_data: false,
-  });
-  timeline.push({
-    type: jsPsychHtmlKeyboardResponse,
-    stimulus: `<p>${C.instructions_html}</p><p>Press any key to start.</p>`,
-    record_data: false,
-  });
+  const timeline = perceptlabOpening(C, PERCEPTLAB_TRIALS.map((t) => t.stimulus),
+    `<p>${C.instructions_html}</p><p>Press any key to start.</p>`);
   let phase = null;
   let via = () => "click";
   for (const t of PERCEPTLAB_TRIALS) {
@@ -34,16 +23,7 @@ function perceptlabTimeline(jsPsych) {
       });
     }
     phase = t.phase;
-    if (C.fixation_ms > 0) {
-      timeline.push({
-        type: jsPsychHtmlKeyboardResponse,
-        stimulus: '<div style="font-size: 60px;">+</div>',
-        choices: "NO_KEYS",
-        trial_duration: C.fixation_ms + 500,
-        record_data: false,
-        on_load: () => perceptlabFrameLock("fixation", C.fixation_ms, () => jsPsych.finishTrial({})),
-      });
-    }
+    if (C.fixation_ms > 0) timeline.push(perceptlabFixation(jsPsych, C.fixation_ms));
     timeline.push({
       type: jsPsychImageButtonResponse,
       stimulus: t.stimulus,
@@ -61,26 +41,13 @@ function perceptlabTimeline(jsPsych) {
       },
       on_load: () => {
         via = perceptlabKeyAnswers(jsPsych, C.keys, "#jspsych-image-button-response-btngroup");
-        perceptlabFrames.image_off = null;
-        if (C.stimulus_ms > 0) {
-          perceptlabFrameLock("image", C.stimulus_ms, () => {
-            const el = document.querySelector("#jspsych-image-button-response-stimulus");
-            if (el !== null) el.style.visibility = "hidden";
-            perceptlabStampNextFrame("image_off");
-          });
-        } else {
-          perceptlabFrames.screen += 1;
-          perceptlabStampNextFrame("image");
-        }
+        perceptlabImageOn("#jspsych-image-button-response-stimulus", C.stimulus_ms);
       },
       on_finish: (data) => {
         data.response_label = data.response === null ? null : C.classes[data.response];
         data.correct = data.response_label === t.true_label;
         data.response_via = via();
-        const f = perceptlabFrames;
-        data.measured_fixation_ms = C.fixation_ms > 0 ? perceptlabDiff(f.fixation, f.image) : null;
-        data.measured_stimulus_ms = C.stimulus_ms > 0 ? perceptlabDiff(f.image, f.image_off) : null;
-        data.timestamp_utc = new Date().toISOString();
+        perceptlabMeasured(data, C.fixation_ms, C.stimulus_ms, perceptlabFrames.image_off);
       },
     });
     if (t.feedback) {
@@ -99,8 +66,7 @@ function perceptlabTimeline(jsPsych) {
       });
     }
   }
-  if (C.save_hook === "pavlovia") timeline.push({ type: jsPsychPavlovia, command: "finish" });
-  return timeline;
+  return perceptlabClosing(C, timeline);
 }
 
 const PerceptLabCurriculum = {

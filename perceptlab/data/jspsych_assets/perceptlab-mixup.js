@@ -18,20 +18,9 @@ function perceptlabTimeline(jsPsych) {
     phase: t.phase, is_catch: t.is_catch, true_label: t.true_label, class_a: t.class_a, class_b: t.class_b,
     order_seed: C.order_seed,
     intended_fixation_ms: timed(t) ? C.fixation_ms : null, intended_stimulus_ms: timed(t) ? C.stimulus_ms : null });
-  const measured = (d, t, stimulusOff) => {
-    const f = perceptlabFrames;
-    d.measured_fixation_ms = timed(t) && C.fixation_ms > 0 ? perceptlabDiff(f.fixation, f.image) : null;
-    d.measured_stimulus_ms = timed(t) && C.stimulus_ms > 0 ? perceptlabDiff(f.image, stimulusOff) : null;
-    d.timestamp_utc = new Date().toISOString();
-  };
-  const fixation = {
-    type: jsPsychHtmlKeyboardResponse,
-    stimulus: '<div style="font-size: 60px;">+</div>',
-    choices: "NO_KEYS",
-    trial_duration: C.fixation_ms + 500,
-    record_data: false,
-    on_load: () => perceptlabFrameLock("fixation", C.fixation_ms, () => jsPsych.finishTrial({})),
-  };
+  const measured = (d, t, stimulusOff) =>
+    perceptlabMeasured(d, timed(t) ? C.fixation_ms : 0, timed(t) ? C.stimulus_ms : 0, stimulusOff);
+  const fixation = perceptlabFixation(jsPsych, C.fixation_ms);
   const confidence = (t) => ({
     type: jsPsychHtmlButtonResponse,
     stimulus: "<p>How confident are you? (1 = guessing, 5 = certain)</p>",
@@ -42,19 +31,8 @@ function perceptlabTimeline(jsPsych) {
       d.timestamp_utc = new Date().toISOString();
     },
   });
-  const timeline = [];
-  if (C.save_hook === "pavlovia") timeline.push({ type: jsPsychPavlovia, command: "init" });
-  timeline.push({
-    type: jsPsychPreload,
-    images: PERCEPTLAB_TRIALS.flatMap((t) => t.images || [t.image]).filter(Boolean),
-    show_detailed_errors: true,
-    record_data: false,
-  });
-  timeline.push({
-    type: jsPsychHtmlKeyboardResponse,
-    stimulus: `<p>${C.instructions_html}</p><p>Press any key to start.</p>`,
-    record_data: false,
-  });
+  const timeline = perceptlabOpening(C, PERCEPTLAB_TRIALS.flatMap((t) => t.images || [t.image]).filter(Boolean),
+    `<p>${C.instructions_html}</p><p>Press any key to start.</p>`);
   for (const t of PERCEPTLAB_TRIALS) {
     if (t.kind === "pick") {
       timeline.push({
@@ -87,19 +65,7 @@ function perceptlabTimeline(jsPsych) {
         require_movement: true,
         prompt: `<p>How much <b>${t.class_a}</b> (left) and <b>${t.class_b}</b> (right)?</p>`,
         data: base(t),
-        on_load: () => {
-          perceptlabFrames.image_off = null;
-          if (C.stimulus_ms > 0) {
-            perceptlabFrameLock("image", C.stimulus_ms, () => {
-              const el = document.querySelector("#jspsych-image-slider-response-stimulus");
-              if (el !== null) el.style.visibility = "hidden";
-              perceptlabStampNextFrame("image_off");
-            });
-          } else {
-            perceptlabFrames.screen += 1;
-            perceptlabStampNextFrame("image");
-          }
-        },
+        on_load: () => perceptlabImageOn("#jspsych-image-slider-response-stimulus", C.stimulus_ms),
         on_finish: (d) => {
           d.perceptlab_response = d.response === null ? null : d.response / 100;
           measured(d, t, perceptlabFrames.image_off);
@@ -126,9 +92,7 @@ function perceptlabTimeline(jsPsych) {
         button_html: perceptlabButtonHtml(keys),
         data: base(t),
         on_load: () => {
-          perceptlabFrames.screen += 1;
-          perceptlabStampNextFrame(C.stimulus_ms > 0 ? "image_off" : "image");
-          via = perceptlabKeyAnswers(jsPsych, keys, "#jspsych-html-button-response-btngroup");
+          via = perceptlabChoiceScreenOn(jsPsych, keys, C.stimulus_ms > 0 ? "image_off" : "image");
         },
         on_finish: (d) => {
           d.perceptlab_response = d.response === null ? null : classes[d.response];
@@ -139,8 +103,7 @@ function perceptlabTimeline(jsPsych) {
     }
     if (t.confidence) timeline.push(confidence(t));
   }
-  if (C.save_hook === "pavlovia") timeline.push({ type: jsPsychPavlovia, command: "finish" });
-  return timeline;
+  return perceptlabClosing(C, timeline);
 }
 
 const PerceptLabMixup = {

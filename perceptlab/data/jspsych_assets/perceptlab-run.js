@@ -12,27 +12,8 @@
 function perceptlabTimeline(jsPsych) {
   const C = PERCEPTLAB_CONFIG;
   const tv = (name) => jsPsych.timelineVariable(name);
-  const timeline = [];
-  if (C.save_hook === "pavlovia") timeline.push({ type: jsPsychPavlovia, command: "init" });
-  timeline.push({
-    type: jsPsychPreload,
-    images: PERCEPTLAB_STIMULI.map((s) => s.stimulus),
-    show_detailed_errors: true,
-    record_data: false,
-  });
-  timeline.push({
-    type: jsPsychHtmlKeyboardResponse,
-    stimulus: C.instructions_html,
-    record_data: false,
-  });
-  const fixation = {
-    type: jsPsychHtmlKeyboardResponse,
-    stimulus: '<div style="font-size: 60px;">+</div>',
-    choices: "NO_KEYS",
-    trial_duration: C.fixation_ms + 500,
-    record_data: false,
-    on_load: () => perceptlabFrameLock("fixation", C.fixation_ms, () => jsPsych.finishTrial({})),
-  };
+  const timeline = perceptlabOpening(C, PERCEPTLAB_STIMULI.map((s) => s.stimulus), C.instructions_html);
+  const fixation = perceptlabFixation(jsPsych, C.fixation_ms);
   const rowData = () => ({
     task: tv("task"),
     kind: "choice",
@@ -50,9 +31,7 @@ function perceptlabTimeline(jsPsych) {
     data.stimulus = data.image; // the image path, also where the choice screen's own html would be
     delete data.image;
     data.response_label = data.response === null ? null : C.classes[data.response];
-    data.measured_fixation_ms = perceptlabDiff(perceptlabFrames.fixation, perceptlabFrames.image);
-    data.measured_stimulus_ms = perceptlabDiff(perceptlabFrames.image, stimulusOff);
-    data.timestamp_utc = new Date().toISOString();
+    perceptlabMeasured(data, C.fixation_ms, C.stimulus_ms, stimulusOff); // both > 0 in this export
   };
   const buttonHtml = perceptlabButtonHtml(C.keys);
   const grid = { button_layout: "grid", grid_rows: 1, grid_columns: C.classes.length };
@@ -78,9 +57,7 @@ function perceptlabTimeline(jsPsych) {
       ...grid,
       data: rowData(),
       on_load: () => {
-        perceptlabFrames.screen += 1;
-        perceptlabStampNextFrame("image_off");
-        via = perceptlabKeyAnswers(jsPsych, C.keys, "#jspsych-html-button-response-btngroup");
+        via = perceptlabChoiceScreenOn(jsPsych, C.keys, "image_off");
       },
       on_finish: (data) => {
         finishRow(data, perceptlabFrames.image_off);
@@ -101,14 +78,7 @@ function perceptlabTimeline(jsPsych) {
       ...grid,
       response_ends_trial: true,
       data: rowData(),
-      on_load: () => {
-        perceptlabFrames.image_off = null;
-        perceptlabFrameLock("image", C.stimulus_ms, () => {
-          const el = document.querySelector("#jspsych-image-button-response-stimulus");
-          if (el !== null) el.style.visibility = "hidden";
-          perceptlabStampNextFrame("image_off");
-        });
-      },
+      on_load: () => perceptlabImageOn("#jspsych-image-button-response-stimulus", C.stimulus_ms),
       on_finish: (data) => {
         finishRow(data, perceptlabFrames.image_off);
         data.response_via = "click";
@@ -117,8 +87,7 @@ function perceptlabTimeline(jsPsych) {
     trial = [fixation, digit];
   }
   timeline.push({ timeline: trial, timeline_variables: PERCEPTLAB_STIMULI, randomize_order: true });
-  if (C.save_hook === "pavlovia") timeline.push({ type: jsPsychPavlovia, command: "finish" });
-  return timeline;
+  return perceptlabClosing(C, timeline);
 }
 
 // ------------------------------------------------------------------ running it

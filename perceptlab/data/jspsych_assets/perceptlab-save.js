@@ -1,9 +1,12 @@
 // PerceptLab's lab-safe data handling and frame-locked timing, copied unchanged into every PerceptLab
-// jsPsych 8 export (the library export's perceptlab-run.js and the mixup export's perceptlab-mixup.js
-// build their trials on it). It defines:
+// jsPsych 8 export (the library export's perceptlab-run.js, the mixup export's perceptlab-mixup.js and the
+// learning export's perceptlab-curriculum.js build their trials on it). It defines:
 //   perceptlabFrameLock(name, ms, end), perceptlabStampNextFrame(name), perceptlabFrames, perceptlabDiff
 //     screens that end on the display frame nearest their intended end, and what the frames showed;
 //   perceptlabKeyAnswers(jsPsych, keys, group), perceptlabButtonHtml(keys)  number keys for class buttons;
+//   perceptlabOpening(C, images, instructions), perceptlabClosing(C, timeline), perceptlabFixation(jsPsych, ms),
+//     perceptlabImageOn(selector, ms), perceptlabChoiceScreenOn(jsPsych, keys, stamp), perceptlabMeasured(d, fx, st, off)
+//     the trial pieces every export's timeline is built from;
 //   PerceptLabSave.init({config, subject})  a session: its rows go to localStorage (recover.html lists
 //     and downloads them) and to the save hook (none | post | jatos | pavlovia) as they are made;
 //   PerceptLabSave.record(row)  one answered trial (pass it as jsPsych's on_data_update);
@@ -105,6 +108,67 @@ function perceptlabButtonHtml(keys) {
     `<button class="jspsych-btn perceptlab-choice">${choice}` +
     (keys[i] !== null && keys[i] !== undefined && keys[i] !== choice ? ` <small>[${keys[i]}]</small>` : "") +
     "</button>";
+}
+
+// ------------------------------------------------------------------ trial pieces shared by the exports
+
+function perceptlabOpening(C, images, instructionsHtml) {
+  // a timeline's first trials: Pavlovia's init (with that hook), the preload of `images`, the instructions
+  const timeline = [];
+  if (C.save_hook === "pavlovia") timeline.push({ type: jsPsychPavlovia, command: "init" });
+  timeline.push({ type: jsPsychPreload, images, show_detailed_errors: true, record_data: false });
+  timeline.push({ type: jsPsychHtmlKeyboardResponse, stimulus: instructionsHtml, record_data: false });
+  return timeline;
+}
+
+function perceptlabClosing(C, timeline) {
+  // `timeline` ended with Pavlovia's finish (with that hook)
+  if (C.save_hook === "pavlovia") timeline.push({ type: jsPsychPavlovia, command: "finish" });
+  return timeline;
+}
+
+function perceptlabFixation(jsPsych, fixationMs) {
+  // the fixation cross, frame-locked to fixationMs (stamps perceptlabFrames.fixation)
+  return {
+    type: jsPsychHtmlKeyboardResponse,
+    stimulus: '<div style="font-size: 60px;">+</div>',
+    choices: "NO_KEYS",
+    trial_duration: fixationMs + 500,
+    record_data: false,
+    on_load: () => perceptlabFrameLock("fixation", fixationMs, () => jsPsych.finishTrial({})),
+  };
+}
+
+function perceptlabImageOn(selector, stimulusMs) {
+  // from the on_load of a screen showing the image with its response: stamp the image's first frame and
+  // hide the element `selector` on the frame nearest stimulusMs later (stamping image_off); 0: it stays
+  perceptlabFrames.image_off = null;
+  if (stimulusMs > 0) {
+    perceptlabFrameLock("image", stimulusMs, () => {
+      const el = document.querySelector(selector);
+      if (el !== null) el.style.visibility = "hidden";
+      perceptlabStampNextFrame("image_off");
+    });
+  } else {
+    perceptlabFrames.screen += 1;
+    perceptlabStampNextFrame("image");
+  }
+}
+
+function perceptlabChoiceScreenOn(jsPsych, keys, stamp) {
+  // from the on_load of an html-button choice screen: stamp its first frame as `stamp` ("image_off" after
+  // a timed image, "image" when the image is on it) and answer by key; returns how it was answered
+  perceptlabFrames.screen += 1;
+  perceptlabStampNextFrame(stamp);
+  return perceptlabKeyAnswers(jsPsych, keys, "#jspsych-html-button-response-btngroup");
+}
+
+function perceptlabMeasured(data, fixationMs, stimulusMs, stimulusOff) {
+  // what the frames showed (null where that screen was not timed: 0 ms) and the row's time
+  const f = perceptlabFrames;
+  data.measured_fixation_ms = fixationMs > 0 ? perceptlabDiff(f.fixation, f.image) : null;
+  data.measured_stimulus_ms = stimulusMs > 0 ? perceptlabDiff(f.image, stimulusOff) : null;
+  data.timestamp_utc = new Date().toISOString();
 }
 
 // ------------------------------------------------------------------ lab-safe data
