@@ -83,6 +83,9 @@ def _create_app(argv: list[str] | None = None) -> QApplication:
 
         app.setApplicationVersion(__version__)
         app.setWindowIcon(app_icon())
+    from perceptlab._qt import gui_gc  # noqa: PLC0415
+
+    gui_gc.install()  # Qt objects must never be collected (destroyed) in a worker thread
     return app
 
 

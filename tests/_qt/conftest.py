@@ -17,6 +17,15 @@ pytest.importorskip("pyqtgraph")
 pytest.importorskip("pytestqt")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _gui_thread_gc(qapp):
+    """As in the app (perceptlab._qt.app): cyclic garbage is collected in the GUI thread only."""
+    from perceptlab._qt import gui_gc
+
+    gui_gc.install()
+    yield
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """dit (tiny DiT), vgg, mlp and cornet (logistic regressions) and judge, randomly initialised."""

@@ -23,7 +23,6 @@ a pilot / timing check with no participant.
 
 from __future__ import annotations
 
-import gc
 import time
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from perceptlab._qt import gui_gc
 from perceptlab._qt.workers import Job
 from perceptlab.experiment.design import DesignTrial
 from perceptlab.experiment.session import ExperimentSession
@@ -244,7 +244,7 @@ class RunnerWindow(QWidget):
             return
         self._token += 1
         token = self._token
-        gc.disable()  # no collector pause between the fixation onset and the response screen
+        gui_gc.hold(self)  # no collector pause between the fixation onset and the response screen
         self.state = "fixation"
         self.trial = None
         self.stage.content = "cross"
@@ -296,7 +296,7 @@ class RunnerWindow(QWidget):
             return
         self.state = "respond"
         self._times["respond"] = self._swap(self.response)
-        gc.enable()
+        gui_gc.release(self)
         self._times["has_stimulus"] = has_stimulus
         if self.auto_respond:
             QTimer.singleShot(int(self._rng.uniform(150, 400)), self, lambda: self._auto_answer(token))
@@ -488,7 +488,7 @@ class RunnerWindow(QWidget):
     def pause(self) -> None:
         if self.state in ("end", "paused"):
             return
-        gc.enable()
+        gui_gc.release(self)
         self._token += 1  # the trial on screen (not answered) is shown again after the pause
         self.state = "paused"
         done, total = self.session.progress
@@ -496,7 +496,7 @@ class RunnerWindow(QWidget):
                         "Space: continue    Q: quit (you can resume later with the same participant id)")
 
     def _failed(self, exc) -> None:
-        gc.enable()
+        gui_gc.release(self)
         self._token += 1
         self.state = "paused"
         self._show_text(f"The next stimulus could not be chosen: {exc}\n\nQ: quit (the answers so far are saved)")
@@ -514,7 +514,7 @@ class RunnerWindow(QWidget):
         return super().event(ev)
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        gc.enable()
+        gui_gc.release(self)
         self._token += 1
         if self._job is not None and self._job.is_running():
             self._job.wait(10_000)
