@@ -178,6 +178,21 @@ def test_percentile_filter_stores_its_thresholds(env, capsys):
     assert filt["kind"] == "percentile" and len(filt["thresholds"]["vgg"]) == 10
 
 
+def test_agree_filter_is_stored_and_refuses_observers(env, capsys):
+    lib = env / "lib"
+    argv = ["generate", "--classifier", "vgg", "--pairs", "3-5", "--library", str(lib), "--ensemble", "cornet"]
+    assert main([*argv, "--agree", "1", "--agree-with", "lrm", *FAST]) == 0
+    with StimulusLibrary.open(lib) as opened:
+        recs = opened.records()
+    assert recs and recs[0].settings["filter"]["agree"] == 1 and recs[0].settings["filter"]["agree_with"] == ["lrm"]
+    for r in recs:  # a pass needs lrm to put 3-5 on top, else the reason says so
+        if set(np.argsort(-np.asarray(r.probs["lrm"]))[:2].tolist()) != {3, 5}:
+            assert not r.passed and "0 of 1 other zoo classifiers put 3-5 in their top two" in r.reason
+    capsys.readouterr()
+    err = _error(capsys, [*argv, "--agree", "1", "--agree-with", "obs-cnn", *FAST])
+    assert "obs-cnn" in err and "observers never filter" in err
+
+
 def test_bench_prints_a_table_and_json(env, capsys):
     out_json = env / "bench.json"
     assert main(["bench", "--presets", "draft", "--batch-size", "3", "--json", str(out_json)]) == 0

@@ -95,6 +95,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--min-judge", type=float, default=0.5, help="judge score above (0.5); negative: no judge check")
     f.add_argument("--percentile", type=float, default=75.0, help="percentile filter: q (75, as varEmotion)")
     f.add_argument("--mnist", metavar="DIR", help="percentile filter: reference MNIST folder (default built-in subset)")
+    f.add_argument(
+        "--agree",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also require K zoo classifiers other than the guides to put the pair in their top two (default 0 = off; "
+        "the independent observers never count)",
+    )
+    f.add_argument("--agree-with", metavar="NAMES", help="--agree: the zoo classifiers to ask (comma list; default all)")
     add_cluster_args(p).add_argument(
         "--save-job", type=Path, metavar="JSON", help="write the job description instead of running it ('perceptlab job run')"
     )
@@ -133,6 +142,8 @@ def _filters(args: argparse.Namespace, settings, registry):
         min_confidence=args.min_confidence,
         min_judge=None if args.min_judge < 0 else args.min_judge,
         percentile=args.percentile,
+        agree=args.agree,
+        agree_with=[n.strip() for n in (args.agree_with or "").split(",") if n.strip()],
     ).validate()
     if filters.kind == "percentile":
         from perceptlab.data.mnist import load_mnist  # noqa: PLC0415

@@ -1,6 +1,8 @@
 """Speed, yield and observer transfer of sampler presets (and ablation arms) on the real models.
 
-An *arm* is a preset with optional changes (``parse_arm("fast+condition=pair,gamma=0.05")``). Arms run
+An *arm* is a preset with optional changes (``parse_arm("fast+condition=pair,gamma=0.05")``); the
+filter keys ``agree`` and ``agree_with`` (``agree=2,agree_with=vit/mlp``) change the arm's acceptance
+filter instead (the zoo-agreement option, ``engine/filters``). Arms run
 side by side in one interleaved run: pass after pass, each arm samples the same targets with the same
 seeds (pass p uses base seed 1000 * (p - 1), image i seed base + i), so machine load hits every arm
 alike. Per arm: CPU and wall seconds per image (the process's CPU time, all threads, while the arm
@@ -18,7 +20,7 @@ import itertools
 import re
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ DEFAULT_BUDGET_S = 570.0  # the whole bench stays under 10 minutes on a 2-core C
 ISSUE_PAIRS = [(4, 9), (3, 5), (1, 7), (2, 8)]  # the side-by-side comparison of issue #12
 PASS_SEED_STRIDE = 1000
 _DECIDE_AFTER_STEPS = 2  # the first step includes warm-up; project from two
+FILTER_KEYS = ("agree", "agree_with")  # arm keys that change the acceptance filter, not the sampler
 
 
 @dataclass
@@ -47,16 +50,23 @@ class Arm:
     name: str
     preset: str
     changes: dict[str, Any] = field(default_factory=dict)
+    filter_changes: dict[str, Any] = field(default_factory=dict)
 
     def settings(self, **base: Any) -> SamplerSettings:
         return SamplerSettings.from_preset(self.preset, **{**base, **self.changes})
 
+    def filters(self, base: FilterSettings | None) -> FilterSettings:
+        return replace(base or FilterSettings(), **self.filter_changes).validate()
+
 
 def _value(key: str, text: str) -> Any:
     types = {f.name: f.type for f in fields(SamplerSettings)}
+    types.update({f.name: f.type for f in fields(FilterSettings) if f.name in FILTER_KEYS})
     if key not in types:
-        raise PerceptLabError(f"unknown sampler setting {key!r} in a bench arm", "use a SamplerSettings field name")
-    if key == "ensemble":
+        raise PerceptLabError(
+            f"unknown sampler setting {key!r} in a bench arm", f"use a SamplerSettings field name or {', '.join(FILTER_KEYS)}"
+        )
+    if key in ("ensemble", "agree_with"):
         return [n for n in text.split("/") if n]
     if text.lower() in ("none", "null"):
         return None
@@ -83,13 +93,16 @@ def parse_arm(spec: str) -> Arm:
     preset, _, rest = spec.strip().partition("+")
     if preset not in PRESETS:
         raise PerceptLabError(f"unknown preset {preset!r} in bench arm {spec!r}", f"choose from: {', '.join(PRESETS)}")
-    changes = {}
+    changes, filter_changes = {}, {}
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, text = item.partition("=")
         if not eq:
             raise PerceptLabError(f"bench arm {spec!r}: {item!r} is not key=value", "e.g. fast+condition=pair")
-        changes[key.strip()] = _value(key.strip(), text.strip())
-    return Arm(spec.strip(), preset, changes)
+        key = key.strip()
+        (filter_changes if key in FILTER_KEYS else changes)[key] = _value(key, text.strip())
+    arm = Arm(spec.strip(), preset, changes, filter_changes)
+    arm.filters(None)  # refuses a bad filter value (an observer in agree_with) now, not mid-run
+    return arm
 
 
 def bench(
@@ -130,7 +143,7 @@ def bench(
             settings = arm.settings(**base, seed=seed + PASS_SEED_STRIDE * (p - 1))
             lib = StimulusLibrary.open_or_create(Path(library_root) / arm_slug(arm.name)) if library_root else None
             job = generate(
-                settings, targets, filters=filters, registry=registry, library=lib, device=device, keep_rejects=True
+                settings, targets, filters=arm.filters(filters), registry=registry, library=lib, device=device, keep_rejects=True
             )
             wall0, cpu0, summary = time.perf_counter(), time.process_time(), None
             try:
@@ -175,6 +188,7 @@ def _row(arm: Arm, st: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         "condition": s.condition,
         "ensemble": list(s.ensemble),
         "mode": s.mode,
+        "agree": arm.filter_changes.get("agree", 0),
         "images": st["generated"],
     }
     if st["note"]:

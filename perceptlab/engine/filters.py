@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from perceptlab.errors import PerceptLabError
+from perceptlab.names import OBSERVERS
 
 FILTER_KINDS = ("paper", "percentile")
 N_CLASSES = 10
@@ -30,7 +31,9 @@ class FilterSettings:
     """Thresholds of the acceptance filter (every one editable); round-trips through JSON.
 
     ``min_judge = None`` skips the judge check. ``thresholds`` (percentile filter) maps a classifier
-    name to its 10 per-class thresholds, as computed by ``percentile_thresholds``.
+    name to its 10 per-class thresholds, as computed by ``percentile_thresholds``. ``agree`` = k > 0:
+    at least k zoo classifiers other than the guides (``agree_with``, default: every one scored) must
+    also put the pair in their top two; 0 = off (the paper).
     """
 
     kind: str = "paper"
@@ -40,6 +43,8 @@ class FilterSettings:
     min_judge: float | None = 0.5
     percentile: float = 75.0
     thresholds: dict[str, list[float]] = field(default_factory=dict)
+    agree: int = 0
+    agree_with: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +72,42 @@ class FilterSettings:
         for name, th in self.thresholds.items():
             if len(th) != N_CLASSES:
                 raise PerceptLabError(f"thresholds for {name!r} have {len(th)} values", "give one per class (10)")
+        if not (isinstance(self.agree, int) and self.agree >= 0):
+            raise PerceptLabError(f"agree = {self.agree}", "use a whole number of zoo classifiers >= 0 (0 = off)")
+        observers = sorted(set(self.agree_with) & set(OBSERVERS))
+        if observers:
+            raise PerceptLabError(
+                f"the zoo-agreement filter names the independent observer(s) {', '.join(observers)}",
+                "observers never filter: name zoo classifiers (see 'perceptlab models', kind classifier)",
+            )
         return self
+
+
+def agreement_panel(scored: Sequence[str], guides: Sequence[str], settings: FilterSettings) -> list[str]:
+    """The classifiers whose top two the zoo-agreement filter counts: ``settings.agree_with`` (or every
+    ``scored`` name) minus the guides and minus the independent observers, which never filter."""
+    names = settings.agree_with or scored
+    return [n for n in names if n not in guides and n not in OBSERVERS]
+
+
+def _agreement_reasons(
+    a: int, b: int, others: Mapping[str, np.ndarray] | None, guides: Sequence[str], settings: FilterSettings
+) -> list[str]:
+    if settings.agree <= 0:
+        return []
+    others = others or {}
+    panel = agreement_panel(list(others), guides, settings)
+    missing = [n for n in panel if n not in others]
+    if missing or len(panel) < settings.agree:
+        raise PerceptLabError(
+            f"the zoo-agreement filter needs {settings.agree} classifier(s) besides the guides; "
+            + (f"no probabilities of {', '.join(missing)}" if missing else f"only {len(panel)} scored ({', '.join(panel)})"),
+            "lower --agree, or name scored zoo classifiers with --agree-with",
+        )
+    hits = [n for n in panel if {int(c) for c in np.argsort(-np.asarray(others[n]), kind="stable")[:2]} == {a, b}]
+    if len(hits) >= settings.agree:
+        return []
+    return [f"{len(hits)} of {len(panel)} other zoo classifiers put {a}-{b} in their top two, fewer than {settings.agree}"]
 
 
 @dataclass(frozen=True)
@@ -132,9 +172,13 @@ def verdict(
     settings: FilterSettings,
     probs2: np.ndarray | None = None,
     names: tuple[str, str] = ("classifier", "classifier2"),
+    others: Mapping[str, np.ndarray] | None = None,
+    guides: Sequence[str] = (),
 ) -> Verdict:
     """The verdict on one image. ``probs`` (10,) come from the (first) guiding classifier, ``probs2``
-    from classifier 2 (controversial mode); ``names`` name them in reasons and thresholds."""
+    from classifier 2 (controversial mode); ``names`` name them in reasons and thresholds. ``others``:
+    probabilities (10,) of further classifiers, for the zoo-agreement check; ``guides`` (with
+    ``names``) are never counted there."""
     p = np.asarray(probs, dtype=np.float64)
     reasons: list[str] = []
     if mode == "uncertainty":
@@ -162,6 +206,7 @@ def verdict(
             reasons += _percentile_reason(p2, b, _thresholds(settings, names[1]), settings, f"{names[1]} ")
     else:
         raise ValueError(f"no acceptance filter for mode {mode!r}")
+    reasons += _agreement_reasons(a, b, others, (*names, *guides), settings)
     reasons += _judge_reasons(judge, settings)
     return Verdict(not reasons, "; ".join(reasons))
 
@@ -174,12 +219,17 @@ def verdicts(
     settings: FilterSettings,
     probs2: np.ndarray | None = None,
     names: tuple[str, str] = ("classifier", "classifier2"),
+    others: Mapping[str, np.ndarray] | None = None,
+    guides: Sequence[str] = (),
 ) -> list[Verdict]:
-    """Verdicts for a batch: ``pairs[i]``, ``probs[i]`` (N, 10), ``judge[i]`` (N,) per image."""
+    """Verdicts for a batch: ``pairs[i]``, ``probs[i]`` (N, 10), ``judge[i]`` (N,), ``others[name][i]``
+    (N, 10) per image."""
     out = []
     for i, (a, b) in enumerate(pairs):
         score = None if judge is None else float(judge[i])
-        out.append(verdict(mode, a, b, probs[i], score, settings, None if probs2 is None else probs2[i], names))
+        other_i = None if others is None else {n: p[i] for n, p in others.items()}
+        p2 = None if probs2 is None else probs2[i]
+        out.append(verdict(mode, a, b, probs[i], score, settings, p2, names, other_i, guides))
     return out
 
 
@@ -197,6 +247,7 @@ def rejudge(record: Any, settings: FilterSettings) -> Verdict:
             f"stimulus {record.id} has no stored probabilities of {', '.join(missing)}",
             "regenerate it, or re-score the library with that classifier",
         )
+    ensemble = ((record.settings or {}).get("sampler") or {}).get("ensemble") or []
     return verdict(
         record.mode,
         record.class_a,
@@ -206,4 +257,6 @@ def rejudge(record: Any, settings: FilterSettings) -> Verdict:
         settings,
         np.asarray(record.probs[names[1]]) if record.mode == "controversial" else None,
         names,
+        {n: np.asarray(p) for n, p in record.probs.items() if n not in OBSERVERS},
+        tuple(ensemble),
     )

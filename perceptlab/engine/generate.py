@@ -29,6 +29,7 @@ from perceptlab.engine.filters import FilterSettings, verdicts
 from perceptlab.engine.registry import Registry, default_registry
 from perceptlab.engine.sampler import SampleResult, SamplerSettings, load_models, sample_batch
 from perceptlab.errors import PerceptLabError
+from perceptlab.names import OBSERVERS
 
 DEFAULT_MAX_ROUNDS = 10
 Pair = tuple[int, int]
@@ -236,7 +237,8 @@ def make_records(
     names = (settings.classifier, settings.classifier2 or "")
     p1 = probs[names[0]]
     p2 = probs[names[1]] if settings.mode == "controversial" else None
-    verdict_list = verdicts(settings.mode, pairs, p1, judge, filters, p2, names)
+    others = {n: p for n, p in probs.items() if n not in OBSERVERS}  # the observers never filter
+    verdict_list = verdicts(settings.mode, pairs, p1, judge, filters, p2, names, others, tuple(settings.ensemble))
     stored_settings = {"sampler": settings.to_dict(), "filter": filters.to_dict()}
     records = []
     for i, ((a, b), v) in enumerate(zip(pairs, verdict_list)):

@@ -9,6 +9,7 @@ from perceptlab.data.library import Stimulus
 from perceptlab.engine.filters import (
     FilterSettings,
     Verdict,
+    agreement_panel,
     percentile_thresholds,
     rejudge,
     verdict,
@@ -113,3 +114,47 @@ def test_filter_settings_round_trip():
     assert FilterSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
     with pytest.raises(PerceptLabError):
         FilterSettings(kind="strict").validate()
+
+
+def test_zoo_agreement_counts_other_classifiers_never_guides_or_observers():
+    on, off = probs(p3=0.45, p5=0.44), probs(p3=0.45, p8=0.44)
+    agree2 = FilterSettings(agree=2)
+    others = {"vgg": on, "cornet": on, "vit": on, "mlp": off, "lrm": on, "obs-cnn": on}
+    assert agreement_panel(list(others), ("vgg", "cornet"), agree2) == ["vit", "mlp", "lrm"]
+    assert verdict("uncertainty", 3, 5, on, 0.8, agree2, others=others, names=("vgg", ""), guides=("cornet",)).passed
+    # the guides and the observer agree, but only vit of the others does
+    others["lrm"] = off
+    v = verdict("uncertainty", 3, 5, on, 0.8, agree2, others=others, names=("vgg", ""), guides=("cornet",))
+    assert not v.passed and v.reason == "1 of 3 other zoo classifiers put 3-5 in their top two, fewer than 2"
+    # named panel; controversial mode asks for the pair in the top two as well
+    named = FilterSettings(agree=1, agree_with=["mlp", "lrm"])
+    assert "0 of 2" in verdict("uncertainty", 3, 5, on, 0.8, named, others=others).reason
+    confident = probs(p3=0.95)
+    cv = verdict("controversial", 3, 5, confident, 0.8, FilterSettings(agree=1), probs(p5=0.95), ("cornet", "vgg"), {"vit": on})
+    assert cv.passed
+    # off by default: nothing asked of the others
+    assert verdict("uncertainty", 3, 5, on, 0.8, PAPER, others={"vit": off}).passed
+
+
+def test_zoo_agreement_refuses_observers_and_too_small_panels():
+    with pytest.raises(PerceptLabError, match="observers never filter"):
+        FilterSettings(agree=1, agree_with=["vit", "obs-resnet"]).validate()
+    with pytest.raises(PerceptLabError):
+        FilterSettings(agree=-1).validate()
+    on = probs(p3=0.45, p5=0.44)
+    with pytest.raises(PerceptLabError, match="only 1 scored"):
+        verdict("uncertainty", 3, 5, on, 0.8, FilterSettings(agree=2), others={"vit": on, "obs-cnn": on})
+    with pytest.raises(PerceptLabError, match="no probabilities of mlp"):
+        verdict("uncertainty", 3, 5, on, 0.8, FilterSettings(agree=1, agree_with=["mlp"]), others={"vit": on})
+
+
+def test_rejudge_with_agreement_skips_the_stored_ensemble_and_observers():
+    on, off = probs(p3=0.45, p5=0.44), probs(p3=0.45, p8=0.44)
+    rec = Stimulus(
+        mode="uncertainty", class_a=3, class_b=5, classifier="vgg", judge=0.9,
+        probs={"vgg": list(on), "cornet": list(on), "vit": list(off), "obs-cnn": list(on)},
+        settings={"sampler": {"ensemble": ["cornet"]}},
+    )  # fmt: skip
+    assert not rejudge(rec, FilterSettings(agree=1)).passed
+    rec.probs["vit"] = list(on)
+    assert rejudge(rec, FilterSettings(agree=1)).passed

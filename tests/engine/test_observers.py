@@ -69,14 +69,18 @@ def test_generation_scores_observers_but_neither_guides_nor_filters_with_them(re
     seen = []
     real_verdicts = generate_mod.verdicts
 
-    def spy_verdicts(mode, pairs, p1, judge, filters, p2, names):
-        seen.append(names)
-        return real_verdicts(mode, pairs, p1, judge, filters, p2, names)
+    def spy_verdicts(mode, pairs, p1, judge, filters, p2, names, others=None, guides=()):
+        seen.append((*names, *(others or {}), *guides))
+        return real_verdicts(mode, pairs, p1, judge, filters, p2, names, others, guides)
 
     monkeypatch.setattr(generate_mod, "sample_batch", spy)
     monkeypatch.setattr(generate_mod, "verdicts", spy_verdicts)
     settings = SamplerSettings(steps=2, resample=1, batch_size=4, seed=3, classifier="vgg")
-    _, summary = run_gen(generate_mod.generate(settings, [(3, 5)] * 4, registry=registry, keep_rejects=True))
+    agree = FilterSettings(agree=1)  # the zoo-agreement option asks the other zoo classifiers, not the observers
+    _, summary = run_gen(
+        generate_mod.generate(settings, [(3, 5)] * 4, filters=agree, registry=registry, keep_rejects=True)
+    )
+    assert seen and all("lrm" in names for names in seen)
     observers = {id(registry.load(n, kind="observer")) for n in ("obs-cnn", "obs-resnet")}
     for b in built:
         assert id(b["classifier"]) not in observers and not b["ensemble"] and b["c2"] is None
@@ -91,7 +95,10 @@ def test_parse_arm():
     assert arm.preset == "fast"
     assert arm.changes == {"condition": "pair", "gamma": 0.05, "ensemble": ["vgg", "cornet"], "final_rounds": True, "steps": 12}
     assert parse_arm("reference").changes == {}
-    for bad in ("nope", "fast+gamma", "fast+colour=red", "fast+gamma=big"):
+    arm = parse_arm("fast+agree=2,agree_with=vit/mlp,steps=16")
+    assert arm.changes == {"steps": 16} and arm.filter_changes == {"agree": 2, "agree_with": ["vit", "mlp"]}
+    assert arm.filters(None).agree == 2 and arm.filters(FilterSettings(min_judge=None)).min_judge is None
+    for bad in ("nope", "fast+gamma", "fast+colour=red", "fast+gamma=big", "fast+agree=obs-cnn", "fast+agree_with=obs-cnn"):
         with pytest.raises(PerceptLabError):
             parse_arm(bad)
 
