@@ -30,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
         extra = f"held-out accuracy {acc:.2%}" if acc is not None else ""
         if half_b is not None:
             extra = f"accuracy {half_b:.2%} on hold-out half B (never guides or filters)"
+        robust = metrics.get("robust", {})
+        if robust.get("clean_accuracy") is not None:
+            extra = (f"held-out accuracy {robust['clean_accuracy']:.2%}, {robust['robust_accuracy']:.2%} under "
+                     f"PGD-{robust['pgd_steps']} {robust['norm'].upper()} ε {robust['eps']}")
         where = "built-in" if e.builtin else f"user ({e.config_path.parent})"
         print(f"{name:10s} {e.kind:10s} {e.arch:10s} {where:10s} {extra}")
     return 0
