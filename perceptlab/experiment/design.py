@@ -90,12 +90,6 @@ class Design:
     def stimulus_ms(self) -> float:
         return float(self.timing.get("stimulus_ms", DEFAULT_TIMING["stimulus_ms"]))
 
-    def trial(self, trial_id: str) -> DesignTrial:
-        for t in self.trials:
-            if t.id == trial_id:
-                return t
-        raise KeyError(trial_id)
-
 
 def validate(design: Design, where: str = "design", base: Path | None = None) -> None:
     """Raise :class:`PerceptLabError` naming the trial and the fix for the first problem found.
