@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from perceptlab._qt.curate.model import pair_text
 from perceptlab._qt.widgets.images import pixmap_from_file, placeholder
 from perceptlab.analysis.choices import entropy_bits
 from perceptlab.analysis.transfer import describe as describe_observers
@@ -95,12 +96,7 @@ class StimulusDetail(QWidget):
             return
         ok = image_path is not None and image_path.is_file()
         self.image.setPixmap(pixmap_from_file(image_path, BIG) if ok else placeholder(BIG, "image missing"))
-        if rec.class_a is None:
-            pair = "—"
-        elif rec.class_b is None:  # a single class (an enhanced or catch digit)
-            pair = f"class {rec.class_a}"
-        else:
-            pair = f"{rec.class_a}-{rec.class_b}"
+        pair = pair_text(rec) or "pair —"
         who = rec.classifier or "—"
         if rec.classifier2:
             who += f" vs {rec.classifier2}"
@@ -117,7 +113,7 @@ class StimulusDetail(QWidget):
         else:
             probs = f"p_a = {pa}, p_b = {pb}"
         self.title.setText(
-            f"<b>{rec.id}</b> — <b>{rec.status}</b><br>{rec.mode}, {'' if pair.startswith('class') else 'pair '}{pair}, "
+            f"<b>{rec.id}</b> — <b>{rec.status}</b><br>{rec.mode}, {pair}, "
             f"guided by {who}<br>"
             f"{probs}, judge score {judge}<br>filter: {verdict}"
             + (f"<br>{observed}" if (observed := describe_observers(rec.probs, rec.class_a, rec.class_b)) else "")

@@ -32,6 +32,13 @@ SORT_KEYS = {
 }
 
 
+def pair_text(rec: Stimulus) -> str | None:
+    """'pair 4-9', 'class 6' for a single-class stimulus (an enhanced or catch digit), None without classes."""
+    if rec.class_a is None:
+        return None
+    return f"class {rec.class_a}" if rec.class_b is None else f"pair {rec.class_a}-{rec.class_b}"
+
+
 class LibraryModel(QAbstractListModel):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -135,7 +142,7 @@ class LibraryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self.pixmap(rec.id)
         if role == Qt.ItemDataRole.ToolTipRole:
-            pair = f"{rec.class_a}-{rec.class_b}" if rec.class_a is not None else "no pair"
+            pair = pair_text(rec) or "no pair"
             tags = f"\ntags: {', '.join(rec.tags)}" if rec.tags else ""
             ent = self.entropy.get(rec.id)
             ent_text = f"\nhuman entropy {ent:.2f} bits" if ent is not None else ""
