@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QRect,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+)
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate
 
 from perceptlab._qt.widgets.images import pixmap_from_file, placeholder
-from perceptlab.data.library import Stimulus, StimulusLibrary
 from perceptlab.data.difficulty import difficulty_of
+from perceptlab.data.library import Stimulus, StimulusLibrary
 
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 ID_ROLE = Qt.ItemDataRole.UserRole + 2
