@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from perceptlab.analysis.transfer import top2_on_pair
 from perceptlab.errors import PerceptLabError
 from perceptlab.names import OBSERVERS
 
@@ -104,7 +105,7 @@ def _agreement_reasons(
             + (f"no probabilities of {', '.join(missing)}" if missing else f"only {len(panel)} scored ({', '.join(panel)})"),
             "lower --agree, or name scored zoo classifiers with --agree-with",
         )
-    hits = [n for n in panel if {int(c) for c in np.argsort(-np.asarray(others[n]), kind="stable")[:2]} == {a, b}]
+    hits = [n for n in panel if top2_on_pair(others[n], a, b)]
     if len(hits) >= settings.agree:
         return []
     return [f"{len(hits)} of {len(panel)} other zoo classifiers put {a}-{b} in their top two, fewer than {settings.agree}"]
