@@ -317,7 +317,7 @@ def _curriculum_simulate(args: argparse.Namespace) -> int:
         simulate_learners,
     )
     from perceptlab.data.library import StimulusLibrary  # noqa: PLC0415
-    from perceptlab.engine.lwise import difficulty_of  # noqa: PLC0415
+    from perceptlab.data.difficulty import difficulty_of  # noqa: PLC0415  (torch-free)
 
     designs = _build_designs(Path(args.build))
     lib_path = designs[0].library

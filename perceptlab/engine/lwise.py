@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from perceptlab.data.images import float_to_uint8
 from perceptlab.data.library import Stimulus, StimulusLibrary
 from perceptlab.engine.registry import Registry, default_registry, images_to_tensor
 from perceptlab.engine.robust import check_norm, logit_objective, pgd
@@ -83,8 +84,8 @@ def enhance(model: torch.nn.Module, images: np.ndarray, labels: Sequence[int], e
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
-    """[-1, 1] float (N, 1, 28, 28) -> uint8 (N, 28, 28)."""
-    return np.clip(np.rint((np.asarray(x).reshape(-1, 28, 28) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    """[-1, 1] float (N, 1, 28, 28) -> uint8 (N, 28, 28), as the library stores images."""
+    return float_to_uint8(np.asarray(x).reshape(-1, 28, 28))
 
 
 def enhance_library(library: StimulusLibrary, ids: Sequence[str], eps: float, norm: str = "l2", steps: int = 10,
