@@ -182,7 +182,7 @@ def _finetune(
     val_resp = torch.tensor(val_rows["response"].to_numpy(np.int64), dtype=torch.long)
     val_soft = None  # a soft-label set is also the validation target
     if recipe.soft_labels and data.soft_targets is not None:
-        val_soft = torch.from_numpy(np.asarray(data.soft_targets, np.float32)[val_rows["sidx"].to_numpy()])
+        val_soft = _trial_targets(data, val_rows, val_rows, recipe)
     needed: dict[str, list[torch.Tensor]] = {"stimuli": [val_sidx], "mnist": []}
     for epoch_plan in plan:
         for step in epoch_plan:
