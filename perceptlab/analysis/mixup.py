@@ -31,6 +31,14 @@ M_BOUNDS = (-0.5, 1.5)
 S_BOUNDS = (0.05, 200.0)
 
 
+SUMMARY_KEYS = ("slider_mae", "fit_mean_abs_bias", "pick_mean_abs_bias", "individual_mean_abs_bias")
+
+
+def is_synthetic(trials: pd.DataFrame) -> bool:
+    """Rows written by the SYNTHETIC lambda-perceiver (its session_id)."""
+    return bool("session_id" in trials.columns and trials["session_id"].astype(str).eq("SYNTHETIC").any())
+
+
 def logistic(lam, m: float, s: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-s * (np.asarray(lam, dtype=float) - m)))
 

@@ -125,19 +125,15 @@ def _info(args: argparse.Namespace, any_stimuli: bool = False):
     raise PerceptLabError("which stimuli were these trials on?", "give --design DESIGN.json or --library DIR")
 
 
-def _is_synthetic(trials) -> bool:
-    return "session_id" in trials.columns and trials["session_id"].astype(str).eq("SYNTHETIC").any()
-
-
 def _analyze(args: argparse.Namespace) -> int:
-    from perceptlab.analysis.mixup import analyze_mixup, write_report  # noqa: PLC0415
+    from perceptlab.analysis.mixup import SUMMARY_KEYS, analyze_mixup, is_synthetic, write_report  # noqa: PLC0415
     from perceptlab.analysis.mixup_simulate import NOTE, recovery  # noqa: PLC0415
     from perceptlab.data.export_mixup import read_mixup_results  # noqa: PLC0415
 
     trials = read_mixup_results(args.trials)
     info, _classes = _info(args)
     result = analyze_mixup(trials, info)
-    synthetic = _is_synthetic(trials)
+    synthetic = is_synthetic(trials)
     if args.truth:
         truth = json.loads(Path(args.truth).read_text(encoding="utf-8"))
         result["summary"]["recovery"] = recovery(result["pairs"], truth)
@@ -145,7 +141,7 @@ def _analyze(args: argparse.Namespace) -> int:
     s = result["summary"]
     print(("SYNTHETIC data. " if synthetic else "") + f"{s['trials']} trials, {s['participants']} participants, "
           f"{s['category_pairs']} category pairs")
-    for key in ("slider_mae", "fit_mean_abs_bias", "pick_mean_abs_bias", "individual_mean_abs_bias"):
+    for key in SUMMARY_KEYS:
         if s.get(key) is not None:
             print(f"  {key}: {s[key]:.4f}")
     if "recovery" in s:
@@ -181,6 +177,7 @@ def _images(args: argparse.Namespace, stimuli: list[str]):
 
 
 def _soft_labels(args: argparse.Namespace) -> int:
+    from perceptlab.analysis.mixup import is_synthetic  # noqa: PLC0415
     from perceptlab.analysis.soft_labels import soft_label_set, write_soft_labels  # noqa: PLC0415
 
     trials, rows, classes = _relabel(args)
@@ -188,7 +185,7 @@ def _soft_labels(args: argparse.Namespace) -> int:
     out = Path(args.out)
     images = _images(args, soft["stimulus"].tolist()) if out.suffix.lower() == ".npz" else None
     meta = {"trials": str(args.trials), "omega": args.omega, "uniform": args.uniform,
-            "synthetic": bool(_is_synthetic(trials))}
+            "synthetic": is_synthetic(trials)}
     write_soft_labels(soft, classes, out, images, meta)
     if args.relabels:
         keep = [c for c in ("participant", "stimulus", "trial_index", "confidence") if c in rows.columns]
@@ -207,6 +204,7 @@ def _soft_eval(args: argparse.Namespace) -> int:
     import pandas as pd  # noqa: PLC0415
 
     from perceptlab.align.finetune import FinetuneRecipe  # noqa: PLC0415
+    from perceptlab.analysis.mixup import is_synthetic  # noqa: PLC0415
     from perceptlab.align.soft_eval import format_table, soft_label_table  # noqa: PLC0415
     from perceptlab.analysis.soft_labels import soft_label_set  # noqa: PLC0415
     from perceptlab.cli._common import drive  # noqa: PLC0415
@@ -233,7 +231,7 @@ def _soft_eval(args: argparse.Namespace) -> int:
                    "fine-tuning")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    synthetic = _is_synthetic(trials)
+    synthetic = is_synthetic(trials)
     head = ("SYNTHETIC data (simulated lambda-perceivers). " if synthetic else "") + \
         f"Base {args.base}, {args.epochs} epochs, {args.seeds} seed(s); test stimuli never trained on."
     md = head + "\n\n" + format_table(result["table"]) + "\n"

@@ -89,7 +89,7 @@ class MixupView(QWidget):
             missing = "trials" if self.trials_path is None else "design"
             self.status.setText(f"Open the {missing} too.")
             return None
-        from perceptlab.analysis.mixup import analyze_mixup  # noqa: PLC0415
+        from perceptlab.analysis.mixup import SUMMARY_KEYS, analyze_mixup, is_synthetic  # noqa: PLC0415
         from perceptlab.data.export_mixup import read_mixup_results  # noqa: PLC0415
         from perceptlab.experiment.design import load_design  # noqa: PLC0415
         from perceptlab.experiment.mixup import stimulus_info  # noqa: PLC0415
@@ -101,17 +101,15 @@ class MixupView(QWidget):
             self.status.setText(html.escape(str(exc)))
             show_error(self, "Mixup analysis", exc)
             return None
-        synthetic = "session_id" in rows and rows["session_id"].astype(str).eq("SYNTHETIC").any()
-        result["synthetic"] = bool(synthetic)
+        synthetic = is_synthetic(rows)
+        result["synthetic"] = synthetic
         self.result = result
         self._draw(result)
         s = result["summary"]
         tag = "<span style='color:#c8323c'><b>SYNTHETIC data</b></span> — " if synthetic else ""
         self.status.setText(f"{tag}{s['trials']} trials, {s['participants']} participants, {s['category_pairs']} "
                             f"category pairs ({html.escape(self.trials_path.name)})")
-        parts = [f"{k.replace('_', ' ')}: {s[k]:.3f}" for k in
-                 ("slider_mae", "fit_mean_abs_bias", "pick_mean_abs_bias", "individual_mean_abs_bias")
-                 if s.get(k) is not None]
+        parts = [f"{k.replace('_', ' ')}: {s[k]:.3f}" for k in SUMMARY_KEYS if s.get(k) is not None]
         self.summary.setText(html.escape("; ".join(parts + s["notes"])))
         self.message.emit(f"Mixup analysis of {self.trials_path.name}")
         return result
