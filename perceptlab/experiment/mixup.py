@@ -113,8 +113,3 @@ def stimulus_info(design: Design) -> pd.DataFrame:
     df = pd.DataFrame(list(rows.values()))
     df["pair"] = df["pair"].fillna(df["class_a"] + "-" + df["class_b"])
     return df.set_index("stimulus", drop=False)
-
-
-def pick_sets(design: Design) -> dict[str, dict]:
-    """Pair id -> the pick trial's options (stimuli and lambdas), for simulation and analysis."""
-    return {t.stimulus: t.options for t in design.trials if t.kind == "pick"}

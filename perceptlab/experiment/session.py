@@ -369,11 +369,7 @@ def complete_adaptive_pool(design: Design, base: Path | None = None) -> Design:
 def make_selector(design: Design, base: Path | None = None):
     """The active selector of an adaptive design (:meth:`perceptlab.experiment.active.ActiveSelector.
     from_design`: the library's stored model probabilities, the pool as candidates, seeded by order_seed)."""
-    try:
-        from perceptlab.experiment import active  # noqa: PLC0415
-    except ImportError as exc:
-        raise PerceptLabError(f"design {design.name!r} is adaptive but this PerceptLab has no active selector "
-                              f"({exc})", "run a design without an 'adaptive' block") from exc
+    from perceptlab.experiment import active  # noqa: PLC0415
     lib = design_library(design, base)
     if lib is None:
         raise PerceptLabError(f"design {design.name!r} is adaptive but names no library",
