@@ -502,7 +502,7 @@ def generate_candidates(selector: ActiveSelector, k: int, *, registry: Any = Non
     registry = registry or default_registry()
     m1, m2 = torn_models(selector)
     if pair is None:
-        best, _ = selector.next()
+        (best, _), = selector.ranked(1)  # the most informative stimulus; next() would draw (random method)
         top = np.argsort(-selector.predict([best])[0])[:2]
         pair = (int(top[0]), int(top[1]))
     pair = (int(pair[0]), int(pair[1]))
