@@ -332,7 +332,8 @@ class RunnerWindow(QWidget):
         self.response_buttons: list[QPushButton | QToolButton] = []
         if trial.kind == "choice":
             classes = [str(c) for c in (trial.options.get("classes") or self.session.design.classes)]
-            keys = {c: k for k, c in key_map(classes).items()}
+            by_key = key_map(classes)
+            keys = {c: k for k, c in by_key.items()}
             prompt.setText("Which did you see?")
             grid = QGridLayout()
             per_row = 10 if len(classes) <= 10 else 8
@@ -341,8 +342,7 @@ class RunnerWindow(QWidget):
                 b = _button(label, lambda _=False, c=c: self._answer(c))
                 grid.addWidget(b, i // per_row, i % per_row)
                 self.response_buttons.append(b)
-            for k, c in key_map(classes).items():
-                self._keys[k] = c
+            self._keys.update(by_key)
             row.addLayout(grid)
         elif trial.kind == "pick":
             opts = trial.options
