@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from perceptlab.data.images import float_to_uint8
 from perceptlab.data.library import Stimulus, StimulusLibrary
 from perceptlab.data.mnist import MnistData
 from perceptlab.errors import PerceptLabError
@@ -103,7 +104,6 @@ def make_mixup(
         mask = np.ones(len(data), bool)
     pool = np.flatnonzero(mask)
     rng = np.random.default_rng(seed)
-    pixels = np.clip(np.rint((data.images[:, 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
     rows, images = [], []
     for a, b in pairs:
         ia = pool[data.labels[pool] == a]
@@ -113,8 +113,9 @@ def make_mixup(
                                   "lower --per-pair or use --digits all")
         for k, (sa, sb) in enumerate(zip(rng.choice(ia, per_pair, replace=False), rng.choice(ib, per_pair, replace=False))):
             pid = f"{a}-{b}-{k:02d}"
+            xa, xb = float_to_uint8(data.images[sa, 0]), float_to_uint8(data.images[sb, 0])  # only the digits mixed
             for lam in lams:
-                images.append(mix(pixels[sa], pixels[sb], lam))
+                images.append(mix(xa, xb, lam))
                 rows.append({"pair": pid, "class_a": a, "class_b": b, "lambda": lam,
                              "source_a": int(sa), "source_b": int(sb)})
     table = pd.DataFrame(rows, columns=["pair", "class_a", "class_b", "lambda", "source_a", "source_b"])
