@@ -65,8 +65,9 @@ def save_model(folder: Path, name: str, kind: str, arch: str, model, arch_config
 
 def build_tiny_registry(folder: Path, classifiers=(("vgg", "mlp"), ("lrm", "logreg"))) -> Path:
     """Built-in weights of a test: a tiny prior ``dit``, ``classifiers`` (name, arch), a logistic
-    ``judge`` and a logistic ``cornet`` (when ``classifiers`` has none: the fast preset co-guides with it),
-    randomly initialised in that order after ``torch.manual_seed(0)``."""
+    ``judge``, a logistic ``cornet`` (when ``classifiers`` has none: the fast preset co-guides with it) and
+    logistic ``vit`` and ``mlp`` (the fast preset's zoo agreement asks three classifiers besides the
+    guides), randomly initialised in that order after ``torch.manual_seed(0)``."""
     from perceptlab.engine.classifiers import build
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,6 +78,9 @@ def build_tiny_registry(folder: Path, classifiers=(("vgg", "mlp"), ("lrm", "logr
     save_model(folder, "judge", "judge", "logreg", build("logreg", {"num_outputs": 1}))
     if "cornet" not in dict(classifiers):  # the fast preset's co-guide in uncertainty mode (made last: the
         save_model(folder, "cornet", "classifier", "logreg", build("logreg"))  # others' weights stay as they were)
+    for name in ("vit", "mlp"):  # the fast preset's zoo agreement asks 3 classifiers besides two guides
+        if name not in dict(classifiers):
+            save_model(folder, name, "classifier", "logreg", build("logreg"))
     return folder
 
 

@@ -231,3 +231,22 @@ def test_cli_modules_import_no_torch():
     code = "import sys, perceptlab.cli.generate, perceptlab.cli.bench; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_fast_preset_brings_its_filter_and_flags_override_it(env, capsys):
+    argv = ["generate", "--classifier", "vgg", "--pairs", "3-5", *FAST]
+    assert main([*argv, "--library", str(env / "fast")]) == 0
+    assert main([*argv, "--library", str(env / "paper"), "--agree", "0", "--no-strokes"]) == 0
+    assert main([*argv, "--library", str(env / "mine"), "--preset", "paper"]) == 0
+    stored = {}
+    for name in ("fast", "paper", "mine"):
+        with StimulusLibrary.open(env / name) as opened:
+            stored[name] = opened.records()[0].settings["filter"]
+    assert (stored["fast"]["agree"], stored["fast"]["strokes"]) == (2, True)
+    assert (stored["paper"]["agree"], stored["paper"]["strokes"]) == (0, False)
+    assert (stored["mine"]["agree"], stored["mine"]["strokes"]) == (0, False)  # the paper preset: the paper filter
+    out_json = env / "bench.json"
+    arms = "fast+steps=2;fast+steps=2,agree=0,strokes=false"
+    assert main(["bench", "--arms", arms, "--batch-size", "2", "--pairs", "3-5", "--json", str(out_json)]) == 0
+    rows = json.loads(out_json.read_text())["results"]
+    assert [(r["agree"], r["strokes"]) for r in rows] == [(2, True), (0, False)]

@@ -1,4 +1,5 @@
-"""``perceptlab eval classifiers|prior|judge``: measure the shipped (or any registry) models."""
+"""``perceptlab eval classifiers|observers|prior|judge|robust|strokes``: measure the shipped (or any
+registry) models, and how many real digits the clean-stroke check rejects."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from perceptlab.cli._common import BUILTIN_CLASSIFIERS, add_mnist_args, mnist_fr
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="measure classifier accuracy, prior sample quality or judge AUC")
-    p.add_argument("what", choices=["classifiers", "observers", "prior", "judge", "robust"])
+    p.add_argument("what", choices=["classifiers", "observers", "prior", "judge", "robust", "strokes"])
     add_mnist_args(p)
     p.add_argument("--weights", metavar="DIR", help="weights folder (default: the shipped resources/weights)")
     p.add_argument("--models", default=",".join(BUILTIN_CLASSIFIERS))
@@ -58,11 +59,31 @@ def _record_history(folder: Path, result: dict) -> None:
     write_json(cfg_path, cfg)
 
 
+def _eval_strokes(args: argparse.Namespace) -> int:
+    """The share of real digits (all of the MNIST source, hold-out or not) the clean-stroke check rejects."""
+    import numpy as np  # noqa: PLC0415
+
+    from perceptlab.analysis.strokes import LIMITS, rejection_rates  # noqa: PLC0415
+    from perceptlab.data.images import float_to_uint8  # noqa: PLC0415
+
+    data = mnist_from_args(args)
+    images = float_to_uint8(np.asarray(data.images)[:, 0])
+    rates = rejection_rates(images)
+    print(f"clean-stroke check on {len(images):,} real digits ({data.source}), limits {LIMITS}:")
+    for part in ("specks", "holes", "ink", "width", "any"):
+        print(f"  {part:7s} {rates[part]:.2%} rejected")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"source": str(data.source), **rates}, indent=2))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from perceptlab.engine import evaluate  # noqa: PLC0415
     from perceptlab.engine.device import pick_device  # noqa: PLC0415
     from perceptlab.engine.registry import Registry, builtin_weights_dir  # noqa: PLC0415
 
+    if args.what == "strokes":
+        return _eval_strokes(args)
     device = pick_device(args.device)
     folder = Path(args.weights) if args.weights else builtin_weights_dir()
     reg = Registry(folder, user_dir=folder / "_none")

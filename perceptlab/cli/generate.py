@@ -98,12 +98,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument(
         "--agree",
         type=int,
-        default=0,
         metavar="K",
-        help="also require K zoo classifiers other than the guides to put the pair in their top two (default 0 = off; "
-        "the independent observers never count)",
+        help="also require K zoo classifiers other than the guides to put the pair in their top two (0 = off, the "
+        "paper; default: the preset's, fast: 2 in uncertainty, 3 in controversial mode; the independent observers "
+        "never count)",
     )
     f.add_argument("--agree-with", metavar="NAMES", help="--agree: the zoo classifiers to ask (comma list; default all)")
+    f.add_argument(
+        "--strokes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="clean-stroke check: reject images with detached specks, knots or blots (default: the preset's; fast: on)",
+    )
     add_cluster_args(p).add_argument(
         "--save-job", type=Path, metavar="JSON", help="write the job description instead of running it ('perceptlab job run')"
     )
@@ -135,15 +141,18 @@ def _settings(args: argparse.Namespace):
 
 def _filters(args: argparse.Namespace, settings, registry):
     from perceptlab.engine.filters import FilterSettings, with_thresholds  # noqa: PLC0415
+    from perceptlab.engine.sampler import preset_filter  # noqa: PLC0415
 
+    preset = preset_filter(args.preset, settings.mode)
     filters = FilterSettings(
         kind=args.filter,
         min_prob=args.min_prob,
         min_confidence=args.min_confidence,
         min_judge=None if args.min_judge < 0 else args.min_judge,
         percentile=args.percentile,
-        agree=args.agree,
+        agree=preset.get("agree", 0) if args.agree is None else args.agree,
         agree_with=[n.strip() for n in (args.agree_with or "").split(",") if n.strip()],
+        strokes=preset.get("strokes", False) if args.strokes is None else args.strokes,
     ).validate()
     if filters.kind == "percentile":
         from perceptlab.data.mnist import load_mnist  # noqa: PLC0415

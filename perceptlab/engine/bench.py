@@ -1,8 +1,9 @@
 """Speed, yield and observer transfer of sampler presets (and ablation arms) on the real models.
 
 An *arm* is a preset with optional changes (``parse_arm("fast+condition=pair,gamma=0.05")``); the
-filter keys ``agree`` and ``agree_with`` (``agree=2,agree_with=vit/mlp``) change the arm's acceptance
-filter instead (the zoo-agreement option, ``engine/filters``). Arms run
+filter keys ``agree``, ``agree_with`` and ``strokes`` (``agree=2,agree_with=vit/mlp,strokes=false``)
+change the arm's acceptance filter instead (zoo agreement and the clean-stroke check, ``engine/filters``),
+on top of the preset's own filter values (``fast``: agreement and the stroke check on). Arms run
 side by side in one interleaved run: pass after pass, each arm samples the same targets with the same
 seeds (pass p uses base seed 1000 * (p - 1), image i seed base + i), so machine load hits every arm
 alike. Per arm: CPU and wall seconds per image (the process's CPU time, all threads, while the arm
@@ -31,7 +32,7 @@ from perceptlab.data.library import StimulusLibrary
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.generate import all_pairs, generate
 from perceptlab.engine.registry import Registry, default_registry
-from perceptlab.engine.sampler import PRESETS, SamplerSettings
+from perceptlab.engine.sampler import PRESETS, SamplerSettings, preset_filter
 from perceptlab.errors import PerceptLabError
 from perceptlab.names import PRIMARY_OBSERVER
 
@@ -40,7 +41,7 @@ DEFAULT_BUDGET_S = 570.0  # the whole bench stays under 10 minutes on a 2-core C
 ISSUE_PAIRS = [(4, 9), (3, 5), (1, 7), (2, 8)]  # the side-by-side comparison of issue #12
 PASS_SEED_STRIDE = 1000
 _DECIDE_AFTER_STEPS = 2  # the first step includes warm-up; project from two
-FILTER_KEYS = ("agree", "agree_with")  # arm keys that change the acceptance filter, not the sampler
+FILTER_KEYS = ("agree", "agree_with", "strokes")  # arm keys that change the acceptance filter, not the sampler
 
 
 @dataclass
@@ -55,8 +56,9 @@ class Arm:
     def settings(self, **base: Any) -> SamplerSettings:
         return SamplerSettings.from_preset(self.preset, **{**base, **self.changes})
 
-    def filters(self, base: FilterSettings | None) -> FilterSettings:
-        return replace(base or FilterSettings(), **self.filter_changes).validate()
+    def filters(self, base: FilterSettings | None, mode: str = "uncertainty") -> FilterSettings:
+        """``base`` (default: the paper's filter) with the preset's filter values and the arm's on top."""
+        return replace(base or FilterSettings(), **{**preset_filter(self.preset, mode), **self.filter_changes}).validate()
 
 
 def _value(key: str, text: str) -> Any:
@@ -143,7 +145,7 @@ def bench(
             settings = arm.settings(**base, seed=seed + PASS_SEED_STRIDE * (p - 1))
             lib = StimulusLibrary.open_or_create(Path(library_root) / arm_slug(arm.name)) if library_root else None
             job = generate(
-                settings, targets, filters=arm.filters(filters), registry=registry, library=lib, device=device, keep_rejects=True
+                settings, targets, filters=arm.filters(filters, mode), registry=registry, library=lib, device=device, keep_rejects=True
             )
             wall0, cpu0, summary = time.perf_counter(), time.process_time(), None
             try:
@@ -173,10 +175,10 @@ def bench(
             st["generated"] += summary.generated
             st["accepted"] += summary.accepted
             st["records"] += summary.records
-    return [_row(arm, state[arm.name], base) for arm in arms]
+    return [_row(arm, state[arm.name], base, arm.filters(filters, mode)) for arm in arms]
 
 
-def _row(arm: Arm, st: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+def _row(arm: Arm, st: dict[str, Any], base: dict[str, Any], filters: FilterSettings) -> dict[str, Any]:
     s = arm.settings(**base)
     row: dict[str, Any] = {
         "preset": arm.name,
@@ -188,7 +190,8 @@ def _row(arm: Arm, st: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         "condition": s.condition,
         "ensemble": list(s.ensemble),
         "mode": s.mode,
-        "agree": arm.filter_changes.get("agree", 0),
+        "agree": filters.agree,
+        "strokes": filters.strokes,
         "images": st["generated"],
     }
     if st["note"]:

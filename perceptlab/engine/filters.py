@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from perceptlab.analysis.strokes import stroke_reasons, stroke_stats
 from perceptlab.analysis.transfer import top2_on_pair
 from perceptlab.errors import PerceptLabError
 from perceptlab.names import OBSERVERS
@@ -34,7 +35,8 @@ class FilterSettings:
     ``min_judge = None`` skips the judge check. ``thresholds`` (percentile filter) maps a classifier
     name to its 10 per-class thresholds, as computed by ``percentile_thresholds``. ``agree`` = k > 0:
     at least k zoo classifiers other than the guides (``agree_with``, default: every one scored) must
-    also put the pair in their top two; 0 = off (the paper).
+    also put the pair in their top two; 0 = off (the paper). ``strokes``: the image must pass the
+    clean-stroke check (``analysis.strokes``); off in the paper.
     """
 
     kind: str = "paper"
@@ -46,6 +48,7 @@ class FilterSettings:
     thresholds: dict[str, list[float]] = field(default_factory=dict)
     agree: int = 0
     agree_with: list[str] = field(default_factory=list)
+    strokes: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,11 +178,12 @@ def verdict(
     names: tuple[str, str] = ("classifier", "classifier2"),
     others: Mapping[str, np.ndarray] | None = None,
     guides: Sequence[str] = (),
+    image: np.ndarray | None = None,
 ) -> Verdict:
     """The verdict on one image. ``probs`` (10,) come from the (first) guiding classifier, ``probs2``
     from classifier 2 (controversial mode); ``names`` name them in reasons and thresholds. ``others``:
     probabilities (10,) of further classifiers, for the zoo-agreement check; ``guides`` (with
-    ``names``) are never counted there."""
+    ``names``) are never counted there. ``image``: the uint8 (28, 28) image, for the stroke check."""
     p = np.asarray(probs, dtype=np.float64)
     reasons: list[str] = []
     if mode == "uncertainty":
@@ -208,6 +212,12 @@ def verdict(
     else:
         raise ValueError(f"no acceptance filter for mode {mode!r}")
     reasons += _agreement_reasons(a, b, others, (*names, *guides), settings)
+    if settings.strokes:
+        if image is None:
+            raise PerceptLabError(
+                "the clean-stroke check needs the image", "pass the stimulus image (library.image(id)) to the verdict"
+            )
+        reasons += stroke_reasons(stroke_stats(image))
     reasons += _judge_reasons(judge, settings)
     return Verdict(not reasons, "; ".join(reasons))
 
@@ -222,21 +232,24 @@ def verdicts(
     names: tuple[str, str] = ("classifier", "classifier2"),
     others: Mapping[str, np.ndarray] | None = None,
     guides: Sequence[str] = (),
+    images: np.ndarray | None = None,
 ) -> list[Verdict]:
     """Verdicts for a batch: ``pairs[i]``, ``probs[i]`` (N, 10), ``judge[i]`` (N,), ``others[name][i]``
-    (N, 10) per image."""
+    (N, 10), ``images[i]`` uint8 (N, 28, 28) per image."""
     out = []
     for i, (a, b) in enumerate(pairs):
         score = None if judge is None else float(judge[i])
         other_i = None if others is None else {n: p[i] for n, p in others.items()}
         p2 = None if probs2 is None else probs2[i]
-        out.append(verdict(mode, a, b, probs[i], score, settings, p2, names, other_i, guides))
+        image = None if images is None else images[i]
+        out.append(verdict(mode, a, b, probs[i], score, settings, p2, names, other_i, guides, image))
     return out
 
 
-def rejudge(record: Any, settings: FilterSettings) -> Verdict:
+def rejudge(record: Any, settings: FilterSettings, image: np.ndarray | None = None) -> Verdict:
     """Re-judge a stored stimulus (``perceptlab.data.library.Stimulus``) from its stored probabilities
-    and judge score, with new thresholds; nothing is sampled again."""
+    and judge score, with new thresholds; nothing is sampled again. ``image`` (uint8 (28, 28)) is needed
+    when ``settings.strokes`` is on."""
     if record.mode not in ("uncertainty", "controversial"):
         raise PerceptLabError(
             f"stimulus {record.id} ({record.mode}) was not made by boundary sampling", "re-judge generated stimuli only"
@@ -260,4 +273,5 @@ def rejudge(record: Any, settings: FilterSettings) -> Verdict:
         names,
         {n: np.asarray(p) for n, p in record.probs.items() if n not in OBSERVERS},
         tuple(ensemble),
+        image,
     )

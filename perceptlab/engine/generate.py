@@ -232,13 +232,17 @@ def make_records(
     probs: dict[str, np.ndarray],
     judge: np.ndarray | None,
     weight_hashes: dict[str, str],
+    images: np.ndarray | None = None,
 ) -> list[Stimulus]:
-    """Stimulus records (filter verdicts included) for scored images, one per pair/seed."""
+    """Stimulus records (filter verdicts included) for scored images (uint8 (N, 28, 28), for the
+    stroke check), one per pair/seed."""
     names = (settings.classifier, settings.classifier2 or "")
     p1 = probs[names[0]]
     p2 = probs[names[1]] if settings.mode == "controversial" else None
     others = {n: p for n, p in probs.items() if n not in OBSERVERS}  # the observers never filter
-    verdict_list = verdicts(settings.mode, pairs, p1, judge, filters, p2, names, others, tuple(settings.ensemble))
+    verdict_list = verdicts(
+        settings.mode, pairs, p1, judge, filters, p2, names, others, tuple(settings.ensemble), images
+    )
     stored_settings = {"sampler": settings.to_dict(), "filter": filters.to_dict()}
     records = []
     for i, ((a, b), v) in enumerate(zip(pairs, verdict_list)):
@@ -296,7 +300,7 @@ def make_batch_runner(
         images = float_to_uint8(result.images[result.valid].numpy()[:, 0])
         probs, judge = scorer(images)
         records = make_records(
-            settings, filters, [pairs[i] for i in kept], [seeds[i] for i in kept], probs, judge, hashes
+            settings, filters, [pairs[i] for i in kept], [seeds[i] for i in kept], probs, judge, hashes, images
         )
         passed = [False] * len(pairs)
         for i, rec in zip(kept, records):

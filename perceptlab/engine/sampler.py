@@ -8,7 +8,7 @@ At each inference step t and each of R resampling rounds (DESIGN §2):
 2. take the gradient of the guidance loss L(x0_hat) with respect to x_t (``grad="full"``, through the
    denoiser) or with respect to x0_hat scaled by 1/sqrt(ab_t) (``grad="x0"``, eps held constant: no
    backpropagation through the denoiser);
-3. normalise it per image to norm sqrt(784) * sigma_t, sigma_t = sqrt(1 - ab_t) the noise level of
+3. optionally blur it (``smooth``, a Gaussian in pixels), then normalise it per image to norm sqrt(784) * sigma_t, sigma_t = sqrt(1 - ab_t) the noise level of
    x_t, with an epsilon in the denominator;
 4. x_{t-1} = DDPM update (``DDPMScheduler.step`` with the clamped x0_hat) - gamma * that gradient;
 5. between rounds, push x_{t-1} back to x_t with fresh noise: x_t = sqrt(1 - beta_t) x_{t-1} +
@@ -50,6 +50,7 @@ from perceptlab.engine.sampler_settings import (  # noqa: F401  (re-exported: th
     SPACINGS,
     STEP_SIZES,
     SamplerSettings,
+    preset_filter,
     preset_values,
 )
 
@@ -121,6 +122,19 @@ def posterior_std(scheduler: DDPMScheduler, t: torch.Tensor | int) -> torch.Tens
     return var.clamp(min=1e-20).sqrt()
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur (B, 1, H, W) with a separable Gaussian of std ``sigma`` pixels (reflect padding); 0 = as is."""
+    if sigma <= 0:
+        return x
+    radius = max(1, math.ceil(2.5 * sigma))
+    r = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (r / sigma) ** 2)
+    k = k / k.sum()
+    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1))
+    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1))
+
+
 def guided_gradient(
     prior: nn.Module,
     guidance: Guidance,
@@ -131,9 +145,12 @@ def guided_gradient(
     class_labels: torch.Tensor | None = None,
     sigma: torch.Tensor | float | None = None,
     clamp: str = "straight_through",
+    smooth: float = 0.0,
 ) -> GuidedGradient:
     """Predict eps and x0_hat at x_t and return the guidance gradient normalised per image to
-    sqrt(784) * ``sigma`` (default: sqrt(1 - alpha_bar), the noise level of x_t)."""
+    sqrt(784) * ``sigma`` (default: sqrt(1 - alpha_bar), the noise level of x_t); ``smooth`` > 0 blurs
+    it first (a Gaussian of that std in pixels), which keeps its stroke-scale part and drops the
+    pixel-scale part that only the guide responds to."""
     if grad not in GRAD_MODES:
         raise ValueError(f"grad must be one of {GRAD_MODES}, not {grad!r}")
     sa, s1 = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
@@ -153,7 +170,7 @@ def guided_gradient(
         (g,) = torch.autograd.grad(loss.sum(), x)
     x0 = x0.detach()
     return GuidedGradient(
-        grad=normalize_per_image(g, math.sqrt(PIXELS) * (s1 if sigma is None else sigma)),
+        grad=normalize_per_image(gaussian_blur(g, smooth), math.sqrt(PIXELS) * (s1 if sigma is None else sigma)),
         eps=(x_t.detach() - sa * x0) / s1,
         x0=x0,
         loss=loss.detach(),
@@ -207,6 +224,8 @@ def guided_sample(
     renoise_scale: str = "sqrt_beta",
     clamp: str = "straight_through",
     final_rounds: bool = False,
+    smooth: float = 0.0,
+    free_steps: int = 0,
 ) -> Generator[dict[str, Any], None, SampleResult]:
     """Guided DDPM sampling of ``len(seeds)`` images; a generator.
 
@@ -237,11 +256,14 @@ def guided_sample(
         beta = step_beta(scheduler, t).to(device)
         sigma = posterior_std(scheduler, t).to(device) if step_size == "posterior" else None
         noise_beta = beta**2 if renoise_scale == "beta" else beta  # renoise() takes the variance
-        rounds = 1 if k == len(timesteps) - 1 and not final_rounds else resample
+        free = k >= len(timesteps) - free_steps  # unguided: the denoiser alone cleans up
+        rounds = 1 if free or (k == len(timesteps) - 1 and not final_rounds) else resample
         for r in range(rounds):
-            out = guided_gradient(prior, guidance, x, t, ab_t, grad, class_labels, sigma, clamp)
+            out = guided_gradient(prior, guidance, x, t, ab_t, "x0" if free else grad, class_labels, sigma, clamp, smooth)
             with torch.no_grad():
-                prev = scheduler.step(out.eps, t, x, generator=gens).prev_sample - gamma * out.grad
+                prev = scheduler.step(out.eps, t, x, generator=gens).prev_sample
+                if not free:
+                    prev = prev - gamma * out.grad
                 where = f"step {k + 1}/{len(timesteps)}, round {r + 1}"
                 prev = _drop_nonfinite(prev, out.loss, valid, reasons, where)
                 x = renoise(prev, beta, gens, noise_beta) if r < rounds - 1 else prev
@@ -350,5 +372,7 @@ def sample_batch(
             renoise_scale=settings.renoise,
             clamp=settings.clamp,
             final_rounds=settings.final_rounds,
+            smooth=settings.smooth,
+            free_steps=settings.free_steps,
         )
     )

@@ -32,21 +32,29 @@ RENOISES = ("sqrt_beta", "beta")
 CLAMPS = ("straight_through", "clip")
 CONDITIONS = (None, "a", "b", "pair", *"0123456789")
 MAX_STEPS = 1000  # the prior's training steps
+MAX_SMOOTH = 4.0  # pixels: a wider blur of the guidance gradient would wash out a 28x28 stroke
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's settings (ICML 2025): 50 steps, 5 resampling rounds, gamma 0.1, gradient through the denoiser.
     "paper": {"steps": 50, "resample": 5, "gamma": 0.1, "grad": "full", "spacing": "trailing"},
-    # Interactive default: 20 steps, 2 rounds, steps packed near t = 0. Whether an image ends on the
+    # Interactive default: 20 steps packed near t = 0. Whether an image ends on the
     # boundary is decided in the last few steps: with evenly spaced steps the guided previews stay
     # one-sided until the end and the final jump (t = 49 -> 0 at 20 steps) throws most images off the
     # boundary (~35% pass); quadratic spacing spends the steps where the balance is set.
-    # Since issue #12, chosen by observer transfer and by eye (README, "Sampler presets"): the prior is
-    # conditioned on class a (a drawn a, pushed onto the boundary with b), and in uncertainty mode cornet
-    # co-guides beside the chosen classifier (a boundary two models share). Conditioning halfway between
-    # the pair transferred as well but drew crossed scrawls for 2-8.
+    # Conditioning the prior on class a draws an a and guidance pushes it onto the boundary with b;
+    # conditioning halfway between the pair transferred as well but drew crossed scrawls for 2-8.
+    # Since issue #12 (second round), chosen by observer transfer and by eye over an ablation (README,
+    # "Sampler presets"): one round per step with the gradient taken at x0_hat (no backpropagation
+    # through the denoiser), the reference code's posterior step size at gamma 0.2 (a small step near
+    # t = 0), the prior conditioned on class a, cornet co-guiding in uncertainty mode; and a stricter
+    # filter: the other zoo classifiers must agree (2 of them in uncertainty mode, 3 in controversial
+    # mode; never the independent observers) and the image must pass the clean-stroke check (no
+    # detached specks, knots or blots, analysis/strokes).
     "fast": {
-        "steps": 20, "resample": 2, "gamma": 0.1, "grad": "full", "spacing": "quadratic", "condition": "a",
-        "mode_overrides": {"uncertainty": {"ensemble": ["cornet"]}},
+        "steps": 20, "resample": 1, "gamma": 0.2, "grad": "x0", "spacing": "quadratic", "condition": "a",
+        "step_size": "posterior",
+        "filter": {"agree": 2, "strokes": True},
+        "mode_overrides": {"uncertainty": {"ensemble": ["cornet"]}, "controversial": {"filter": {"agree": 3}}},
     },
     # Quick look: 10 steps, no resampling.
     "draft": {"steps": 10, "resample": 1, "gamma": 0.2, "grad": "full", "spacing": "quadratic"},
@@ -69,12 +77,23 @@ def _check(ok: bool, message: str, fix: str) -> None:
         raise PerceptLabError(message, fix)
 
 
-def preset_values(name: str, mode: str = "uncertainty") -> dict[str, Any]:
-    """The settings a preset sets in ``mode`` (its mode overrides applied)."""
+def _preset(name: str, mode: str) -> dict[str, Any]:
     _check(name in PRESETS, f"unknown preset {name!r}", f"choose one of: {', '.join(PRESETS)}")
     values = {k: v for k, v in PRESETS[name].items() if k != "mode_overrides"}
-    values.update(PRESETS[name].get("mode_overrides", {}).get(mode, {}))
-    return values
+    override = dict(PRESETS[name].get("mode_overrides", {}).get(mode, {}))
+    values["filter"] = {**values.get("filter", {}), **override.pop("filter", {})}
+    return {**values, **override}
+
+
+def preset_values(name: str, mode: str = "uncertainty") -> dict[str, Any]:
+    """The sampler settings a preset sets in ``mode`` (its mode overrides applied)."""
+    return {k: v for k, v in _preset(name, mode).items() if k != "filter"}
+
+
+def preset_filter(name: str, mode: str = "uncertainty") -> dict[str, Any]:
+    """The acceptance-filter values (``FilterSettings`` fields) a preset sets in ``mode``; {} = the
+    paper's filter. Callers apply them under the user's explicit choices."""
+    return dict(_preset(name, mode)["filter"])
 
 
 LOOP_FIELDS = ("step_size", "renoise", "clamp", "final_rounds")  # the reference code's loop vs this project's
@@ -90,7 +109,10 @@ class SamplerSettings:
     (unconditional), ``"a"`` or ``"b"`` (the image's own target class), ``"pair"`` (the mean of the two
     classes' embeddings, see ``prior.pair_conditioning``) or a digit ``"0"``..``"9"``. ``ensemble`` names
     more classifiers that guide with ``classifier`` in uncertainty mode (the loss is their mean; the
-    filter still judges ``classifier``). ``step_size``, ``renoise``, ``clamp`` and ``final_rounds`` switch
+    filter still judges ``classifier``). ``smooth`` > 0 blurs the guidance gradient with a Gaussian of
+    that standard deviation in pixels before it is normalised (0 = off, the paper); the last
+    ``free_steps`` steps run unguided, one round each, so that the denoiser cleans up what guidance
+    left (0 = every step guided, the paper). ``step_size``, ``renoise``, ``clamp`` and ``final_rounds`` switch
     the loop between this project's choices (the defaults) and the public reference code's (``reference``).
     The field defaults are the paper's values; ``from_preset()`` gives the interactive default (``fast``).
     """
@@ -118,6 +140,8 @@ class SamplerSettings:
     clamp: str = "straight_through"
     final_rounds: bool = False
     ensemble: list[str] = field(default_factory=list)
+    smooth: float = 0.0
+    free_steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (pairs as lists)."""
@@ -163,6 +187,11 @@ class SamplerSettings:
         _check(
             1 <= self.steps <= MAX_STEPS, f"steps = {self.steps}", f"use 1 to {MAX_STEPS} inference steps (paper: 50)"
         )
+        _check(
+            0 <= self.free_steps < self.steps,
+            f"free steps = {self.free_steps} of {self.steps}",
+            "use 0 (every step guided) up to steps - 1 unguided final steps",
+        )
         _check(self.resample >= 1, f"resample = {self.resample}", "use at least 1 round per step (paper: 5)")
         _check(
             math.isfinite(self.gamma) and self.gamma >= 0,
@@ -178,6 +207,11 @@ class SamplerSettings:
             math.isfinite(self.alpha) and self.alpha >= 0,
             f"alpha = {self.alpha}",
             "use a finite pixel-constraint strength >= 0 (paper: 50)",
+        )
+        _check(
+            math.isfinite(self.smooth) and 0 <= self.smooth <= MAX_SMOOTH,
+            f"gradient smoothing = {self.smooth}",
+            f"use a Gaussian width of 0 (off) to {MAX_SMOOTH:g} pixels",
         )
         for name, value, allowed in (
             ("step size", self.step_size, STEP_SIZES),

@@ -110,6 +110,8 @@ def test_rejudge_without_resampling_and_add_to_library(make_window, qtbot, tmp_p
     assert ex.progress.format() == "done"
     assert all(t.final for t in c.tiles) and len(c.tiles) == 6
     staged = len(c.staging())
+    ex.filter_form.agree.setValue(0)
+    ex.filter_form.strokes.setChecked(False)
     ex.filter_form.use_judge.setChecked(False)
     ex.filter_form.top_two.setChecked(False)
     ex.filter_form.min_prob.setValue(0.0)
@@ -126,7 +128,7 @@ def test_rejudge_without_resampling_and_add_to_library(make_window, qtbot, tmp_p
     lib = w.session.library
     rec = lib.get(ids[0])
     assert rec.settings["filter"]["min_prob"] == 0.0 and rec.settings["reference"]["label"] == ex.reference.label
-    assert rec.passed is True and set(rec.probs) == {"vgg", "mlp", "cornet"} and rec.judge is not None
+    assert rec.passed is True and set(rec.probs) == {"vgg", "mlp", "cornet", "vit"} and rec.judge is not None
     assert w.curate.proxy.rowCount() == 6
     assert ex.add_to_library(selected=False) == []  # nothing twice
     assert "6 stimuli" in w.library_label.text()
@@ -269,8 +271,8 @@ def test_form_carries_pair_conditioning_co_guides_and_the_reference_loop(make_wi
     form.apply_preset("fast")
     s = form.settings()
     assert s.preset == "fast" and s.condition == "a" and s.ensemble == ["cornet"]
-    assert (s.step_size, s.renoise, s.clamp, s.final_rounds) == ("marginal", "sqrt_beta", "straight_through", False)
-    assert form.loop_label.text() == "this project's"
+    assert (s.step_size, s.renoise, s.clamp, s.final_rounds) == ("posterior", "sqrt_beta", "straight_through", False)
+    assert form.loop_label.text() == "this project's, with the reference code's step size"
     form.mode.setCurrentIndex(form.mode.findData("controversial"))  # the fast preset co-guides in uncertainty only
     s = form.settings()
     assert s.ensemble == [] and s.condition == "a" and not form.ensemble.isEnabled() and s.preset == "fast"
@@ -283,5 +285,22 @@ def test_form_carries_pair_conditioning_co_guides_and_the_reference_loop(make_wi
     form.ensemble.setText("vgg, mlp")
     form.ensemble.editingFinished.emit()
     assert form.settings().ensemble == ["vgg", "mlp"] and form.settings().preset is None
-    form.set_settings(SamplerSettings.from_preset("fast", mode="uncertainty", pairs=[(3, 5)]))
-    assert form.settings().preset == "fast" and form.loop_label.text() == "this project's"
+    form.set_settings(SamplerSettings.from_preset("paper", mode="uncertainty", pairs=[(3, 5)]))
+    assert form.settings().preset == "paper" and form.loop_label.text() == "this project's"
+
+
+def test_presets_set_the_filter_forms_zoo_agreement_and_stroke_check(make_window):
+    ex = make_window().explore
+    form, ff = ex.form, ex.filter_form
+    form.mode.setCurrentIndex(form.mode.findData("uncertainty"))
+    form.apply_preset("fast")
+    assert (ff.agree.value(), ff.strokes.isChecked()) == (2, True)
+    assert (ff.filters().agree, ff.filters().strokes) == (2, True)
+    form.mode.setCurrentIndex(form.mode.findData("controversial"))  # the fast preset asks 3 others there
+    assert ff.filters().agree == 3
+    form.apply_preset("paper")
+    assert (ff.filters().agree, ff.filters().strokes) == (0, False) and ff.agree.text() == "off"
+    ff.min_prob.setValue(0.3)
+    ff.strokes.setChecked(True)
+    form.apply_preset("reference")  # thresholds the user set stay; only the preset's filter values change
+    assert ff.filters().min_prob == 0.3 and not ff.filters().strokes

@@ -158,3 +158,23 @@ def test_rejudge_with_agreement_skips_the_stored_ensemble_and_observers():
     assert not rejudge(rec, FilterSettings(agree=1)).passed
     rec.probs["vit"] = list(on)
     assert rejudge(rec, FilterSettings(agree=1)).passed
+
+
+def test_stroke_check_reads_the_image_and_names_the_fault():
+    on = probs(p3=0.45, p5=0.44)
+    clean = np.zeros((28, 28), np.uint8)
+    clean[4:24, 13:15] = 255
+    specked = clean.copy()
+    specked[5, 3] = 255
+    strokes = FilterSettings(strokes=True)
+    assert verdict("uncertainty", 3, 5, on, 0.8, strokes, image=clean).passed
+    v = verdict("uncertainty", 3, 5, on, 0.8, strokes, image=specked)
+    assert not v.passed and v.reason == "1 detached speck(s) of ink"
+    assert verdict("uncertainty", 3, 5, on, 0.8, PAPER, image=specked).passed  # off in the paper filter
+    with pytest.raises(PerceptLabError, match="needs the image"):
+        verdict("uncertainty", 3, 5, on, 0.8, strokes)
+    batch = verdicts("uncertainty", [(3, 5)] * 2, np.stack([on, on]), np.array([0.9, 0.9]), strokes, images=np.stack([clean, specked]))
+    assert [x.passed for x in batch] == [True, False]
+    rec = Stimulus(mode="uncertainty", class_a=3, class_b=5, classifier="vgg", probs={"vgg": on.tolist()}, judge=0.9)
+    assert rejudge(rec, strokes, clean).passed and not rejudge(rec, strokes, specked).passed
+    assert FilterSettings.from_dict(json.loads(json.dumps(strokes.to_dict()))) == strokes

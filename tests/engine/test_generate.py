@@ -137,12 +137,12 @@ def test_generate_into_a_library_and_read_back(registry, tmp_path):
         images = np.stack([lib.image(i) for i in summary.ids])
     assert {r["kind"] for r in records} == {"step", "batch"}
     assert [r.seed for r in stored] == list(range(42, 48))
-    hashes = {n: registry.weight_hash(n) for n in ("dit", "vgg", "lrm", "cornet", "judge")}
+    hashes = {n: registry.weight_hash(n) for n in ("dit", "vgg", "lrm", "cornet", "vit", "mlp", "judge")}
     for rec in stored:
         assert rec.settings["sampler"]["seed"] == 42 and rec.settings["sampler"]["steps"] == 3
         assert rec.settings["filter"]["min_prob"] == 0.4
         assert rec.weight_hashes == hashes
-        assert set(rec.probs) == {"vgg", "lrm", "cornet"}  # the built-in zoo of this registry
+        assert set(rec.probs) == {"vgg", "lrm", "cornet", "vit", "mlp"}  # the built-in zoo of this registry
         assert rec.p_a == pytest.approx(rec.probs["vgg"][rec.class_a])
         assert rec.p_b == pytest.approx(rec.probs["vgg"][rec.class_b])
         assert 0 <= rec.judge <= 1 and rec.status == "new"
@@ -193,6 +193,6 @@ def test_records_score_the_zoo_and_the_guiding_models_but_not_every_user_model(t
     )  # fmt: skip
     _, summary = run_gen(generate(settings, [(3, 5)], registry=reg, keep_rejects=True))
     [rec] = summary.records
-    assert set(rec.probs) == {"vgg", "lrm", "cornet", "indiv_a", "indiv_b"}
+    assert set(rec.probs) == {"vgg", "lrm", "cornet", "vit", "mlp", "indiv_a", "indiv_b"}
     assert set(rec.weight_hashes) >= {"vgg", "lrm", "indiv_a", "indiv_b", "dit"}
     assert "indiv_unused" not in rec.weight_hashes

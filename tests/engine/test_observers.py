@@ -69,9 +69,9 @@ def test_generation_scores_observers_but_neither_guides_nor_filters_with_them(re
     seen = []
     real_verdicts = generate_mod.verdicts
 
-    def spy_verdicts(mode, pairs, p1, judge, filters, p2, names, others=None, guides=()):
+    def spy_verdicts(mode, pairs, p1, judge, filters, p2, names, others=None, guides=(), images=None):
         seen.append((*names, *(others or {}), *guides))
-        return real_verdicts(mode, pairs, p1, judge, filters, p2, names, others, guides)
+        return real_verdicts(mode, pairs, p1, judge, filters, p2, names, others, guides, images)
 
     monkeypatch.setattr(generate_mod, "sample_batch", spy)
     monkeypatch.setattr(generate_mod, "verdicts", spy_verdicts)

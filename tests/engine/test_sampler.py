@@ -232,3 +232,50 @@ def test_settings_json_round_trip_presets_and_validation():
     assert condition_labels(s, [(3, 5), (4, 9)]).tolist() == [3, 4]
     assert condition_labels(s.replace(condition="7"), [(3, 5)]).tolist() == [7]
     assert condition_labels(s.replace(condition=None), [(3, 5)]) is None
+
+
+def test_presets_carry_filter_values_by_mode():
+    from perceptlab.engine.filters import FilterSettings
+    from perceptlab.engine.sampler import preset_filter, preset_values
+
+    assert preset_filter("fast", "uncertainty") == {"agree": 2, "strokes": True}
+    assert preset_filter("fast", "controversial") == {"agree": 3, "strokes": True}
+    for name in ("paper", "reference", "draft"):
+        assert preset_filter(name) == {} and preset_filter(name, "controversial") == {}
+    assert "filter" not in preset_values("fast") and "filter" not in preset_values("fast", "controversial")
+    FilterSettings(**preset_filter("fast")).validate()  # every value is a FilterSettings field
+    fast = SamplerSettings.from_preset()
+    assert (fast.resample, fast.grad, fast.step_size) == (1, "x0", "posterior")
+
+
+def test_gradient_smoothing_keeps_the_norm_and_removes_pixel_scale_detail(prior, guidance):
+    from perceptlab.engine.sampler import gaussian_blur
+
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 14, 14] = 1.0
+    blurred = gaussian_blur(x, 1.0)
+    assert math.isclose(blurred.sum().item(), 1.0, rel_tol=1e-5) and blurred.max() < 0.2
+    assert torch.equal(gaussian_blur(x, 0.0), x)
+    ab = prior.make_scheduler().alphas_cumprod[500]
+    x_t = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor(500)
+    sharp = sampler.guided_gradient(prior, guidance, x_t, t, ab, "x0")
+    smooth = sampler.guided_gradient(prior, guidance, x_t, t, ab, "x0", smooth=1.5)
+    assert torch.allclose(smooth.grad.flatten(1).norm(dim=1), sharp.grad.flatten(1).norm(dim=1), rtol=1e-4)
+    lap = lambda g: (g[..., 1:, :] - g[..., :-1, :]).abs().sum()  # noqa: E731
+    assert lap(smooth.grad) < lap(sharp.grad)
+    with pytest.raises(PerceptLabError, match="smoothing"):
+        SamplerSettings(smooth=9.0).validate()
+
+
+def test_free_steps_run_unguided_at_the_end(prior, guidance):
+    seeds = SEEDS
+    kw = dict(steps=4, resample=2, gamma=5.0, grad="x0", spacing="quadratic")
+    _, guided = run_gen(sampler.guided_sample(prior, guidance, seeds, **kw))
+    _, free_last = run_gen(sampler.guided_sample(prior, guidance, seeds, free_steps=1, **kw))
+    _, free_all = run_gen(sampler.guided_sample(prior, guidance, seeds, free_steps=4, **kw))
+    _, unguided = run_gen(sampler.guided_sample(prior, guidance, seeds, **{**kw, "gamma": 0.0, "resample": 1}))
+    assert not torch.allclose(guided.images, free_last.images)
+    assert torch.allclose(free_all.images, unguided.images, atol=1e-6)
+    with pytest.raises(PerceptLabError, match="free steps"):
+        SamplerSettings(steps=4, free_steps=4).validate()

@@ -277,7 +277,10 @@ class GenerationController(QObject):
         p2 = probs.get(s.classifier2) if s.mode == "controversial" else None
         if p1 is None or (s.mode == "controversial" and p2 is None):
             return None
-        f = self.filters if judge is not None else replace(self.filters, min_judge=None)
+        # the preview is judged by the guides' thresholds only: the other zoo classifiers score the final
+        # image, and the stroke check needs a finished one
+        f = replace(self.filters, agree=0, strokes=False)
+        f = f if judge is not None else replace(f, min_judge=None)
         try:
             out = verdicts(s.mode, pairs, p1, judge, f, p2, (s.classifier, s.classifier2 or ""))
         except PerceptLabError:
@@ -300,7 +303,7 @@ class GenerationController(QObject):
             tile.image = staging.image(record.id)
             tile.p_a = record.p_a if record.p_a is not None else math.nan
             tile.p_b = record.p_b if record.p_b is not None else math.nan
-            v = rejudge(record, self.filters)
+            v = rejudge(record, self.filters, tile.image)
             tile.passed, tile.reason = v.passed, v.reason
         self._emit_changed(tiles)
 
@@ -356,7 +359,7 @@ class GenerationController(QObject):
         self.filters = filters.validate()
         for t in self.tiles:
             if t.final and t.record is not None:
-                v = rejudge(t.record, self.filters)
+                v = rejudge(t.record, self.filters, t.image)
                 t.passed, t.reason = v.passed, v.reason
         if self.tiles:
             self.tilesChanged.emit(0, len(self.tiles) - 1)

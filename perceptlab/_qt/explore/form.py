@@ -5,6 +5,8 @@ The widgets only read and write the engine's dataclasses; presets come from ``sa
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -30,7 +32,14 @@ from perceptlab._qt.widgets.pair_matrix import PairMatrix
 from perceptlab.engine.filters import FilterSettings
 from perceptlab.engine.generate import DEFAULT_MAX_ROUNDS
 from perceptlab.engine.guidance.pixel import DEFAULT_ALPHA
-from perceptlab.engine.sampler import DEFAULT_PRESET, LOOP_FIELDS, PRESETS, SamplerSettings, preset_values
+from perceptlab.engine.sampler import (
+    DEFAULT_PRESET,
+    LOOP_FIELDS,
+    PRESETS,
+    SamplerSettings,
+    preset_filter,
+    preset_values,
+)
 
 PRESET_LABELS = {
     "paper": "paper (ICML 2025)", "fast": "interactive (fast)", "draft": "draft",
@@ -40,6 +49,7 @@ CONDITIONS = [("none (unconditional)", None), ("halfway between a and b", "pair"
     (f"digit {d}", str(d)) for d in range(10)
 ]
 _LOOP_DEFAULTS = {f: SamplerSettings.__dataclass_fields__[f].default for f in LOOP_FIELDS}
+_LOOP_NAMES = {"step_size": "step size", "renoise": "re-noising", "clamp": "clamp", "final_rounds": "last-step rounds"}
 SEED_RANDOM = -1
 
 
@@ -103,6 +113,7 @@ class SamplerForm(QWidget):
     """Pairs, mode, classifiers, preset, gamma, steps, rounds, judge weight, seed, batch size."""
 
     changed = Signal()
+    presetApplied = Signal(str, str)  # preset name, mode: the filter form takes the preset's filter values
 
     def __init__(self, classifiers: list[str], has_judge: bool, parent: QWidget | None = None):
         super().__init__(parent)
@@ -268,8 +279,15 @@ class SamplerForm(QWidget):
     # ---- presets
 
     def _show_loop(self) -> None:
-        reference = self._loop != _LOOP_DEFAULTS
-        self.loop_label.setText("the public reference code's" if reference else "this project's")
+        ref = preset_values("reference")
+        borrowed = [f for f, d in _LOOP_DEFAULTS.items() if self._loop[f] != d]
+        if not borrowed:
+            text = "this project's"
+        elif all(self._loop[f] == ref.get(f, d) for f, d in _LOOP_DEFAULTS.items()):
+            text = "the public reference code's"
+        else:
+            text = "this project's, with the reference code's " + ", ".join(_LOOP_NAMES[f] for f in borrowed)
+        self.loop_label.setText(text)
 
     def _ensemble(self) -> list[str]:
         if self.mode.currentData() != "uncertainty":
@@ -294,6 +312,7 @@ class SamplerForm(QWidget):
             self.preset.setCurrentIndex(self.preset.findData(name))
         finally:
             self._updating = False
+        self.presetApplied.emit(name, self.mode.currentData())
         self.changed.emit()
 
     def _preset_chosen(self) -> None:
@@ -458,12 +477,25 @@ class FilterForm(QGroupBox):
         judge_row.addWidget(self.use_judge)
         judge_row.addWidget(self.min_judge)
         form.addRow("Digit judge", judge_row)
+        self.agree = QSpinBox()
+        self.agree.setRange(0, 20)
+        self.agree.setSpecialValueText("off")
+        self.agree.setSuffix(" other zoo classifiers")
+        self.agree.setToolTip("zoo agreement: this many zoo classifiers besides the guides must also put a and b in "
+                              "their top two (the independent observers never count). The fast preset asks 2 in "
+                              "uncertainty mode and 3 in controversial mode; off in the paper")
+        form.addRow("Zoo agreement", self.agree)
+        self.strokes = QCheckBox("no detached specks, knots or blots")
+        self.strokes.setToolTip("clean-stroke check, measured on the image against real digits (it rejects about 2% "
+                                "of MNIST digits). On in the fast preset; off in the paper")
+        form.addRow("Clean strokes", self.strokes)
         self.summary = QLabel()
         form.addRow(self.summary)
+        self._agree_with: list[str] = []
         self.set_filters(FilterSettings())
-        for w in (self.min_prob, self.min_conf, self.min_judge, self.percentile):
+        for w in (self.min_prob, self.min_conf, self.min_judge, self.percentile, self.agree):
             w.valueChanged.connect(self.changed)
-        for w in (self.top_two, self.use_judge):
+        for w in (self.top_two, self.use_judge, self.strokes):
             w.toggled.connect(self.changed)
         self.kind.currentIndexChanged.connect(self._kind_changed)
         self.kind.currentIndexChanged.connect(self.changed)
@@ -485,11 +517,22 @@ class FilterForm(QGroupBox):
             require_top_two=self.top_two.isChecked(),
             min_confidence=round(self.min_conf.value(), 6),
             min_judge=round(self.min_judge.value(), 6) if self.use_judge.isChecked() else None,
+            agree=self.agree.value(),
+            agree_with=list(self._agree_with),
+            strokes=self.strokes.isChecked(),
         )
+
+    def apply_preset(self, name: str, mode: str) -> None:
+        """Show a preset's filter values (zoo agreement, stroke check) for ``mode``; thresholds stay."""
+        values = {**FilterSettings().to_dict(), **preset_filter(name, mode)}
+        current = self.filters()
+        if (current.agree, current.strokes) != (values["agree"], values["strokes"]):
+            self.set_filters(replace(current, agree=values["agree"], strokes=values["strokes"],
+                                     agree_with=list(values["agree_with"])))
 
     def set_filters(self, f: FilterSettings) -> None:
         widgets = (self.min_prob, self.min_conf, self.min_judge, self.top_two, self.use_judge, self.kind,
-                   self.percentile)
+                   self.percentile, self.agree, self.strokes)
         for w in widgets:
             w.blockSignals(True)
         self.kind.setCurrentIndex(max(0, self.kind.findData(f.kind)))
@@ -501,6 +544,9 @@ class FilterForm(QGroupBox):
         self.use_judge.setChecked(f.min_judge is not None)
         self.min_judge.setValue(f.min_judge if f.min_judge is not None else 0.5)
         self.min_judge.setEnabled(f.min_judge is not None)
+        self.agree.setValue(f.agree)
+        self._agree_with = list(f.agree_with)
+        self.strokes.setChecked(f.strokes)
         for w in widgets:
             w.blockSignals(False)
         self.changed.emit()

@@ -60,6 +60,9 @@ class ExplorePanel(QWidget):
         self.form = SamplerForm(classifiers, has_judge)
         self.form.set_classifiers(classifier_groups(reg))
         self.filter_form = FilterForm()
+        self.form.presetApplied.connect(self.filter_form.apply_preset)
+        if self.form.preset.currentData() is not None:
+            self.filter_form.apply_preset(self.form.preset.currentData(), self.form.mode.currentData())
 
         # reference image
         self.ref_label = QLabel("none")
