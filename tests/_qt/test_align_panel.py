@@ -69,7 +69,7 @@ def test_run_fills_the_accuracy_table_and_plots(make_window, qtbot, trials_env, 
     w = _window(make_window, qtbot, trials_env)
     a = w.align
     assert a.people.count() == 4 and a.people.isEnabled() and "4 participants" in a.people_label.text()
-    assert _combo_items(a.base) == ["cornet", "mlp", "vgg"] and a.base.currentData() == "vgg"
+    assert _combo_items(a.base) == ["cornet", "mlp", "vgg", "vit"] and a.base.currentData() == "vgg"
     a.level.setCurrentIndex(a.level.findData("both"))
     a.set_checked_participants(["P1", "P2"])
     a.epochs.setValue(2)

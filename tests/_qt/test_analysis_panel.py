@@ -60,7 +60,7 @@ def test_plots_and_clicks_show_the_stimuli_behind_them(analysed, qtbot):
     assert pair is not None and pair[0] in b.heading.text() and "seen by both" in b.heading.text()
     # model vs human: one scatter per zoo classifier
     models = [an.model.itemData(i) for i in range(an.model.count())]
-    assert models == ["cornet", "mlp", "vgg"]
+    assert models == ["cornet", "mlp", "vgg", "vit"]
     an.model.setCurrentIndex(2)
     assert "vgg" in an.model_human.plot.titleLabel.text and "ρ" in an.model_human.plot.titleLabel.text
     assert an.model_human.click_point(0)
