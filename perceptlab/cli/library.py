@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="jspsych: choice-screen (default: fixation, image alone, then a choice screen with "
                    "buttons and number keys) or buttons-with-image (buttons shown with the image)")
     p.add_argument("--catch-rate", type=float, default=0.0,
-                   help="jspsych: catch trials (real MNIST digits, known labels) per stimulus, 0..1 (0)")
+                   help="jspsych: share of catch trials among all trials (real MNIST digits, known labels), 0 up to 1; "
+                   "0.1 = one trial in ten (default 0)")
     p.add_argument("--catch-seed", type=int, default=0, help="jspsych: seed choosing the catch digits (0)")
     add_jspsych_save_args(p, "jspsych: ")
     p.set_defaults(func=_export)

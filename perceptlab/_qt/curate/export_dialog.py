@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from perceptlab.data.export import JSPSYCH_DIR, JSPSYCH_FILES, MARKER, export_csv, export_jspsych
-from perceptlab.data.jspsych_kit import catch_count
+from perceptlab.data.catch import catch_count
 from perceptlab.data.library import StimulusLibrary
 
 
@@ -132,10 +132,11 @@ class ExportDialog(QDialog):
         self.layout_choice.addItem("choice screen after the image (the papers' protocol)", "choice-screen")
         self.layout_choice.addItem("buttons shown with the image", "buttons-with-image")
         self.catch_rate = QDoubleSpinBox()
-        self.catch_rate.setRange(0.0, 1.0)
+        self.catch_rate.setRange(0.0, 0.9)
         self.catch_rate.setSingleStep(0.05)
         self.catch_rate.setDecimals(2)
-        self.catch_rate.setToolTip("catch trials (real MNIST digits with known labels) per stimulus; "
+        self.catch_rate.setToolTip("share of catch trials among all trials (real MNIST digits with known labels; 0.1 = one trial in "
+                                   "ten); "
                                    "they drive the catch-accuracy exclusion")
         self.n_stimuli = dict(summary)
         self.catch_rate.valueChanged.connect(self._catch_changed)
@@ -198,7 +199,7 @@ class ExportDialog(QDialog):
     def _catch_changed(self) -> None:
         status = self.status.currentData()
         n = sum(self.n_stimuli.values()) if status is None else self.n_stimuli.get(status, 0)
-        k = catch_count(self.catch_rate.value(), n) if n else 0
+        k = catch_count(n, self.catch_rate.value()) if n else 0
         self.catch_label.setText(f"{k} catch trials for {n} stimuli")
 
     def accept(self) -> None:
