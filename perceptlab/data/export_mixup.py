@@ -109,6 +109,7 @@ def export_mixup_jspsych(
         why = image_problem(design_path.parent / rel)
         if why:
             raise PerceptLabError(f"{design_path.parent / rel}: {why}", "re-write the design with `perceptlab mixup design`")
+    _remove_previous_images(out)
     config = _config(design, image_px, save_hook, save_url, download)
     write_runtime(out, _timeline_js(design, config), title=design.name, layout=LAYOUT, save_hook=save_hook,
                   runtime=RUNTIME, runner="PerceptLabMixup", readme=README, pixelated="img", jspsych_from=jspsych_from)
@@ -121,6 +122,30 @@ def export_mixup_jspsych(
                                           "experiment_id": config["experiment_id"], "perceptlab": __version__},
                                          indent=2) + "\n", encoding="utf-8")
     return out / "index.html"
+
+
+def _remove_previous_images(out: Path) -> None:
+    """A re-export into a previous mixup export's folder first removes the images that export listed
+    (its ``design.json``), so that no stale image of another design stays beside the new ones."""
+    old = out / "design.json"
+    if not ((out / MARKER).is_file() and old.is_file()):
+        return
+    try:
+        previous = load_design(old)
+    except PerceptLabError:
+        return  # not readable: leave its files alone rather than guess
+    root = out.resolve()
+    folders = set()
+    for t in previous.trials:
+        for rel in ([t.image] if t.image else []) + list(t.options.get("images") or []):
+            path = (out / rel).resolve()
+            if root in path.parents and path.is_file():
+                path.unlink()
+                folders.add(path.parent)
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        while folder != root and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
 
 
 def _config(design: Design, image_px: int, save_hook: str, save_url: str | None, download: bool) -> dict:

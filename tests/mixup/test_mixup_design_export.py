@@ -179,3 +179,23 @@ def test_export_options_lab_safety_and_cli(mixup_design, tmp_path, capsys):
         for name in ("perceptlab-save.js", "perceptlab-mixup.js", "timeline.js"):
             done = subprocess.run(["node", "--check", str(tmp_path / "cli" / name)], capture_output=True, text=True)
             assert done.returncode == 0, done.stderr
+
+
+def test_a_re_export_removes_the_previous_designs_images(mixup_design, tmp_path):
+    from dataclasses import replace
+
+    from perceptlab.data.export_mixup import export_mixup_jspsych
+    from perceptlab.experiment.design import load_design, save_design
+    from perceptlab.experiment.mixup import stimulus_info
+
+    out = tmp_path / "js"
+    export_mixup_jspsych(mixup_design, out)
+    before = {p.name for p in (out / "images").iterdir()}
+    design = load_design(mixup_design)
+    pairs = stimulus_info(design)["pair"]
+    keep = [t for t in design.trials if t.kind != "pick" and pairs[t.stimulus].startswith("3-8")]
+    smaller = tmp_path / "design2"
+    shutil.copytree(mixup_design.parent / "images", smaller / "images")
+    export_mixup_jspsych(save_design(replace(design, trials=keep), smaller / "design.json"), out)
+    after = {p.name for p in (out / "images").iterdir()}
+    assert after == {f"{t.stimulus}.png" for t in keep} and after < before  # no stale 1-7 image stays
