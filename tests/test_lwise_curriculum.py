@@ -175,7 +175,9 @@ def test_learning_analysis_reads_runner_rows(tmp_path):
                          "true_label": ["1", "2", "3", "4", "1", "2", "3", "3"]})
     rows.iloc[:4].to_csv(tmp_path / "c.csv", index=False)
     rows.iloc[4:].to_csv(tmp_path / "k.csv", index=False)
-    s = learning_summary(load_learning([f"curriculum={tmp_path / 'c.csv'}", f"control={tmp_path / 'k.csv'}"]))
+    table = load_learning([f"curriculum={tmp_path / 'c.csv'}", f"control={tmp_path / 'k.csv'}"])
+    assert table.attrs["synthetic"] is False  # people, not simulated learners
+    s = learning_summary(table)
     assert s["test"]["curriculum"]["accuracy"] == 0.5 and s["test"]["control"]["accuracy"] == 0.5
     assert [c["accuracy"] for c in s["curves"]["control"]] == [1.0, 0.0]
     from perceptlab.errors import PerceptLabError

@@ -181,9 +181,11 @@ def format_learning(summary: dict, synthetic: bool = False) -> str:
 
 
 def load_learning(specs: Sequence[str]) -> pd.DataFrame:
-    """``CONDITION=FILE`` (or a FILE with a condition column) -> ``learning_table``."""
+    """``CONDITION=FILE`` (or a FILE with a condition column) -> ``learning_table``; ``attrs["synthetic"]``
+    says whether any row is marked synthetic (simulated learners, not people)."""
     frames: dict[str, pd.DataFrame] = {}
     single = None
+    synthetic = False
     for spec in specs:
         cond, sep, path = spec.partition("=")
         if not sep:
@@ -193,6 +195,8 @@ def load_learning(specs: Sequence[str]) -> pd.DataFrame:
             df = pd.read_csv(p)
         except (OSError, ValueError) as exc:
             raise PerceptLabError(f"{p}: cannot read the trial rows ({exc})", "give a CSV file") from None
+        if "synthetic" in df.columns:
+            synthetic |= bool(df["synthetic"].astype(str).str.strip().str.lower().eq("true").any())
         if cond is None:
             single = learning_table(df, str(p))
         else:
@@ -200,4 +204,6 @@ def load_learning(specs: Sequence[str]) -> pd.DataFrame:
     tables = ([learning_table(frames, ", ".join(specs))] if frames else []) + ([single] if single is not None else [])
     if not tables:
         raise PerceptLabError("no trial files given", "e.g. --trials curriculum=a.csv --trials control=b.csv")
-    return pd.concat(tables, ignore_index=True)
+    table = pd.concat(tables, ignore_index=True)
+    table.attrs["synthetic"] = synthetic
+    return table

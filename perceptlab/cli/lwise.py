@@ -339,14 +339,8 @@ def _curriculum_simulate(args: argparse.Namespace) -> int:
 def _curriculum_analyze(args: argparse.Namespace) -> int:
     from perceptlab.analysis.curriculum import format_learning, learning_summary, load_learning  # noqa: PLC0415
 
-    import pandas as pd  # noqa: PLC0415
-
     table = load_learning(args.trials)
-    synthetic = False
-    for spec in args.trials:
-        path = spec.partition("=")[2] or spec
-        head = pd.read_csv(path, nrows=5)
-        synthetic |= bool("synthetic" in head.columns and head["synthetic"].astype(str).str.lower().eq("true").any())
+    synthetic = bool(table.attrs.get("synthetic"))
     summary = learning_summary(table)
     print(format_learning(summary, synthetic))
     if args.out:

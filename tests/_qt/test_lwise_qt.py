@@ -53,7 +53,7 @@ def test_curate_difficulty_and_enhance(make_window, lwise_registry, library_copy
     assert "None" not in cur.detail.title.text()  # a single-class stimulus reads "class a", not "pair a-None"
 
 
-def test_enhance_without_robust_model_says_how_to_train_it(make_window, library_copy, dialogs):
+def test_enhance_without_robust_model_says_how_to_train_it(make_window, library_copy, dialogs, monkeypatch):
     from perceptlab._qt.curate import lwise
 
     w = make_window()
@@ -61,6 +61,9 @@ def test_enhance_without_robust_model_says_how_to_train_it(make_window, library_
     assert lwise.enhance_job(w.curate, w.session.library.ids()[:1], {"eps": 1.0, "norm": "l2", "steps": 2,
                                                                       "harder": False}) is None
     assert "train classifiers --models robust" in dialogs.texts()
+    opened = []  # the button says so before any settings dialog opens
+    monkeypatch.setattr(lwise.EnhanceDialog, "exec", lambda self: opened.append(self) or 0)
+    assert lwise.enhance_dialog(w.curate) is None and opened == []
 
 
 def test_analysis_lwise_tab(make_window, lwise_registry, library_copy, tmp_path, qtbot):
@@ -89,3 +92,10 @@ def test_analysis_lwise_tab(make_window, lwise_registry, library_copy, tmp_path,
     s = page.load_learning([str(tmp_path / "learn.csv")])
     assert s["test"]["curriculum"]["accuracy"] == 1.0 and "SYNTHETIC" in page.learning_note.text()
     assert export_plot(page.learning.widget, tmp_path / "lc.png").stat().st_size > 0
+    # without a condition column the file name decides, not the folder it lies in
+    people = tmp_path / "control-study"
+    people.mkdir()
+    learn.drop(columns=["condition", "synthetic"]).to_csv(people / "curriculum.csv", index=False)
+    learn.drop(columns=["condition", "synthetic"]).to_csv(people / "control.csv", index=False)
+    s = page.load_learning([str(people / "curriculum.csv"), str(people / "control.csv")])
+    assert set(s["test"]) == {"curriculum", "control"} and "SYNTHETIC" not in page.learning_note.text()

@@ -5,6 +5,8 @@ shuffled control). The numbers come from ``perceptlab.analysis.difficulty`` and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -121,19 +123,20 @@ class LwisePage(QWidget):
             self.load_learning(paths)
 
     def load_learning(self, paths: list[str]) -> dict | None:
-        """Files named ``*control*`` are the control condition, others the curriculum, unless the
-        files carry a condition column."""
+        """Files whose name (not folder) contains ``control`` are the control condition, others the
+        curriculum, unless the files carry a condition column."""
         import pandas as pd  # noqa: PLC0415
 
         from perceptlab.analysis.curriculum import format_learning, learning_summary, load_learning  # noqa: PLC0415
 
         try:
-            heads = {p: pd.read_csv(p, nrows=5) for p in paths}
-            specs = [p if "condition" in h.columns else f"{'control' if 'control' in p.lower() else 'curriculum'}={p}"
+            heads = {p: pd.read_csv(p, nrows=0) for p in paths}  # the header only
+            specs = [p if "condition" in h.columns
+                     else f"{'control' if 'control' in Path(p).name.lower() else 'curriculum'}={p}"
                      for p, h in heads.items()]
-            synthetic = any("synthetic" in h.columns and h["synthetic"].astype(str).str.lower().eq("true").any()
-                            for h in heads.values())
-            summary = learning_summary(load_learning(specs))
+            table = load_learning(specs)
+            synthetic = bool(table.attrs.get("synthetic"))
+            summary = learning_summary(table)
         except (PerceptLabError, OSError, ValueError) as exc:
             show_error(self, "Learning curves", exc if isinstance(exc, PerceptLabError) else PerceptLabError(str(exc)))
             return None

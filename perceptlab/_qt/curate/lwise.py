@@ -92,11 +92,7 @@ def enhance_job(panel, ids: list[str], request: dict) -> Job | None:
     from perceptlab.engine.lwise import enhance_library  # noqa: PLC0415
 
     session, lib = panel.session, panel.session.library
-    problem = _robust_missing(session) if lib is not None else PerceptLabError("no library is open")
-    if problem is None and not ids:
-        problem = PerceptLabError("no stimuli selected", "select the stimuli to enhance")
-    if problem is not None:
-        show_error(panel, "Enhance", problem)
+    if not _can_enhance(panel, ids):
         return None
     job = Job(enhance_library, lib, ids, request["eps"], request["norm"], request["steps"], None, request["harder"],
               session.registry, "robust", session.device, name="enhance", parent=panel)
@@ -114,8 +110,23 @@ def enhance_job(panel, ids: list[str], request: dict) -> Job | None:
     return job
 
 
+def _can_enhance(panel, ids: list[str]) -> bool:
+    """Say why enhancing cannot start (no library, no robust model, nothing selected); True if it can."""
+    lib = panel.session.library
+    problem = _robust_missing(panel.session) if lib is not None else PerceptLabError("no library is open")
+    if problem is None and not ids:
+        problem = PerceptLabError("no stimuli selected", "select the stimuli to enhance")
+    if problem is not None:
+        show_error(panel, "Enhance", problem)
+        return False
+    return True
+
+
 def enhance_dialog(panel) -> Job | None:
+    """Check first, then ask for the settings: no dialog to fill in for a run that cannot start."""
     ids = panel.selected_ids()
+    if not _can_enhance(panel, ids):
+        return None
     dlg = EnhanceDialog(len(ids), panel)
     accepted = dlg.exec()
     panel.refocus()
