@@ -76,14 +76,8 @@ function perceptlabTimeline(jsPsych) {
       const keys = t.keys || C.keys;
       let via = () => "click";
       if (C.stimulus_ms > 0) {
-        timeline.push({
-          type: jsPsychHtmlKeyboardResponse,
-          stimulus: img(t.image, "perceptlab-mixup-image"),
-          choices: "NO_KEYS",
-          trial_duration: C.stimulus_ms + 500,
-          record_data: false,
-          on_load: () => perceptlabFrameLock("image", C.stimulus_ms, () => jsPsych.finishTrial({})),
-        });
+        timeline.push(perceptlabLockedScreen(jsPsych, "image", C.stimulus_ms,
+          { type: jsPsychHtmlKeyboardResponse, stimulus: img(t.image, "perceptlab-mixup-image") }));
       }
       timeline.push({
         type: jsPsychHtmlButtonResponse,

@@ -37,17 +37,13 @@ function perceptlabTimeline(jsPsych) {
   const grid = { button_layout: "grid", grid_rows: 1, grid_columns: C.classes.length };
   let trial;
   if (C.layout === "choice-screen") {
-    const image = {
+    const image = perceptlabLockedScreen(jsPsych, "image", C.stimulus_ms, {
       type: jsPsychImageKeyboardResponse,
       stimulus: tv("stimulus"),
       stimulus_height: C.image_px,
       stimulus_width: C.image_px,
       render_on_canvas: false,
-      choices: "NO_KEYS",
-      trial_duration: C.stimulus_ms + 500,
-      record_data: false,
-      on_load: () => perceptlabFrameLock("image", C.stimulus_ms, () => jsPsych.finishTrial({})),
-    };
+    });
     let via = () => "click";
     const choice = {
       type: jsPsychHtmlButtonResponse,

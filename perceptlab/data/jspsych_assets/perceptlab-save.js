@@ -127,16 +127,22 @@ function perceptlabClosing(C, timeline) {
   return timeline;
 }
 
+function perceptlabLockedScreen(jsPsych, name, ms, screen) {
+  // a screen that takes no response and ends on the frame nearest ms after its first frame (stamping
+  // perceptlabFrames[name]); `screen` gives the plugin type and what it shows
+  return {
+    ...screen,
+    choices: "NO_KEYS",
+    trial_duration: ms + 500,
+    record_data: false,
+    on_load: () => perceptlabFrameLock(name, ms, () => jsPsych.finishTrial({})),
+  };
+}
+
 function perceptlabFixation(jsPsych, fixationMs) {
   // the fixation cross, frame-locked to fixationMs (stamps perceptlabFrames.fixation)
-  return {
-    type: jsPsychHtmlKeyboardResponse,
-    stimulus: '<div style="font-size: 60px;">+</div>',
-    choices: "NO_KEYS",
-    trial_duration: fixationMs + 500,
-    record_data: false,
-    on_load: () => perceptlabFrameLock("fixation", fixationMs, () => jsPsych.finishTrial({})),
-  };
+  return perceptlabLockedScreen(jsPsych, "fixation", fixationMs,
+    { type: jsPsychHtmlKeyboardResponse, stimulus: '<div style="font-size: 60px;">+</div>' });
 }
 
 function perceptlabImageOn(selector, stimulusMs) {
