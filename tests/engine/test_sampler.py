@@ -245,7 +245,8 @@ def test_presets_carry_filter_values_by_mode():
     assert "filter" not in preset_values("fast") and "filter" not in preset_values("fast", "controversial")
     FilterSettings(**preset_filter("fast")).validate()  # every value is a FilterSettings field
     fast = SamplerSettings.from_preset()
-    assert (fast.resample, fast.grad, fast.step_size) == (1, "x0", "posterior")
+    assert (fast.resample, fast.grad, fast.step_size, fast.judge_weight, fast.gamma) == (1, "x0", "posterior", 0.0, 0.25)
+    assert SamplerSettings.from_preset(mode="controversial", classifier2="cornet").gamma == 0.2
 
 
 def test_gradient_smoothing_keeps_the_norm_and_removes_pixel_scale_detail(prior, guidance):
