@@ -8,11 +8,14 @@ against the range of real handwritten digits:
   ``SPECK_GAP`` pixels from the largest stroke (8-connected, ink = grey value > 127);
 - ``holes``: enclosed background regions of at least 2 pixels (0 for 1, 1 for 0 or 6, 2 for 8);
 - ``ink``: the number of ink pixels;
-- ``width``: the largest distance from an ink pixel to the background (half the widest stroke).
+- ``width``: the largest distance from an ink pixel to the background (half the widest stroke);
+- ``solid``: the share of ink pixels at least 2 pixels inside the ink (a filled blob has many, a
+  stroke few).
 
 ``LIMITS`` come from the 10,000 digits of the official MNIST test set (``perceptlab eval strokes``
 measures them): 1.1% of them have a speck, 0.17% more than 2 holes, 0.1% more than 235 ink pixels,
-0.08% a half-width above 5; the check rejects 1.5% of them (1.2% of the built-in subset).
+0.08% a half-width above 5, 0.15% more than 55% filled area; the check rejects 1.5% of them (1.2% of
+the built-in subset).
 numpy and scipy only.
 """
 
@@ -37,6 +40,7 @@ class StrokeStats:
     holes: int
     ink: int
     width: float
+    solid: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -50,6 +54,7 @@ class StrokeLimits:
     holes: int = 2
     ink: int = 235
     width: float = 5.0
+    solid: float = 0.55
 
 
 LIMITS = StrokeLimits()
@@ -73,8 +78,10 @@ def stroke_stats(image: np.ndarray) -> StrokeStats:
     sizes = np.bincount(background.ravel(), minlength=nb + 1)
     inside = np.setdiff1d(np.arange(1, nb + 1), edge)
     holes = int((sizes[inside] >= MIN_HOLE_PIXELS).sum())
-    width = float(ndimage.distance_transform_edt(ink).max()) if ink.any() else 0.0
-    return StrokeStats(specks, holes, int(ink.sum()), width)
+    depth = ndimage.distance_transform_edt(ink)
+    width = float(depth.max()) if ink.any() else 0.0
+    solid = float((depth >= 2).sum() / ink.sum()) if ink.any() else 0.0
+    return StrokeStats(specks, holes, int(ink.sum()), width, solid)
 
 
 def stroke_reasons(stats: StrokeStats, limits: StrokeLimits = LIMITS) -> list[str]:
@@ -88,6 +95,8 @@ def stroke_reasons(stats: StrokeStats, limits: StrokeLimits = LIMITS) -> list[st
         out.append(f"{stats.ink} ink pixels (a blot; digits have at most {limits.ink})")
     if stats.width > limits.width:
         out.append(f"strokes {2 * stats.width:.0f} px wide (a blot; digits at most {2 * limits.width:.0f})")
+    if stats.solid > limits.solid:
+        out.append(f"{stats.solid:.0%} of the ink is filled area (a blot; digits at most {limits.solid:.0%})")
     return out
 
 
@@ -100,6 +109,7 @@ def rejection_rates(images: Iterable[np.ndarray], limits: StrokeLimits = LIMITS)
         "holes": sum(s.holes > limits.holes for s in stats),
         "ink": sum(s.ink > limits.ink for s in stats),
         "width": sum(s.width > limits.width for s in stats),
+        "solid": sum(s.solid > limits.solid for s in stats),
         "any": sum(bool(stroke_reasons(s, limits)) for s in stats),
     }
     return {k: v / n for k, v in parts.items()} | {"n": float(len(stats))}

@@ -70,7 +70,7 @@ def _eval_strokes(args: argparse.Namespace) -> int:
     images = float_to_uint8(np.asarray(data.images)[:, 0])
     rates = rejection_rates(images)
     print(f"clean-stroke check on {len(images):,} real digits ({data.source}), limits {LIMITS}:")
-    for part in ("specks", "holes", "ink", "width", "any"):
+    for part in ("specks", "holes", "ink", "width", "solid", "any"):
         print(f"  {part:7s} {rates[part]:.2%} rejected")
     if args.json:
         Path(args.json).write_text(json.dumps({"source": str(data.source), **rates}, indent=2))

@@ -48,6 +48,12 @@ def test_knots_of_loops_and_blots_fail():
     assert stroke_stats(blot).width > LIMITS.width and "blot" in reasons
     blot[4:24, 6:24] = 255
     assert stroke_stats(blot).ink > LIMITS.ink and "ink pixels" in "; ".join(stroke_reasons(stroke_stats(blot)))
+    filled = np.zeros((28, 28), np.uint8)
+    filled[8:20, 10:18] = 255  # a small filled blob: neither wide nor big, but solid
+    stats = stroke_stats(filled)
+    assert stats.width <= LIMITS.width and stats.ink <= LIMITS.ink and stats.solid > LIMITS.solid
+    assert "filled area" in stroke_reasons(stats)[0]
+    assert stroke_stats(stroke(2)).solid == 0 and stroke_stats(stroke(3)).solid < LIMITS.solid  # strokes pass
 
 
 def test_float_images_are_read_as_grey_values():
