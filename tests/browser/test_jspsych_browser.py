@@ -136,7 +136,7 @@ def _stored(page) -> dict:
 def test_tab_closed_mid_session_is_recovered(browser, tmp_path):
     npm = _ensure_jspsych()
     lib = _library(tmp_path, 8)
-    export_jspsych(lib, tmp_path / "exp", catch_rate=0.25, catch_seed=3, jspsych_from=npm)
+    export_jspsych(lib, tmp_path / "exp", catch_rate=0.2, catch_seed=3, jspsych_from=npm)  # 2 of 10 trials
     with _Server(tmp_path / "exp") as server:
         context = browser.new_context(accept_downloads=True)
         page = context.new_page()
@@ -176,7 +176,7 @@ def test_tab_closed_mid_session_is_recovered(browser, tmp_path):
 def test_full_run_posts_with_retry_and_catch_trials_drive_exclusion(browser, tmp_path):
     npm = _ensure_jspsych()
     lib = _library(tmp_path, 4)
-    export_jspsych(lib, tmp_path / "exp", catch_rate=0.5, catch_seed=3, save_hook="post", save_url="/save",
+    export_jspsych(lib, tmp_path / "exp", catch_rate=1 / 3, catch_seed=3, save_hook="post", save_url="/save",
                    download=False, jspsych_from=npm)
     config = (tmp_path / "exp" / "timeline.js").read_text()
     assert '"save_hook": "post"' in config and '"download": false' in config
