@@ -70,7 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", metavar="ID", help="library stimulus to stay close to (pixel constraint)")
     p.add_argument("--alpha", type=float, help="pixel-constraint strength (paper 50)")
     p.add_argument(
-        "--condition", help="condition the prior: a, b (the target class), pair (halfway between a and b), a digit 0-9 or none"
+        "--condition",
+        help="condition the prior: a, b (the target class), either (a or b by the image's seed), pair (halfway "
+        "between a and b), a digit 0-9 or none",
     )
     p.add_argument(
         "--ensemble",

@@ -316,11 +316,24 @@ def load_models(settings: SamplerSettings, registry: Registry, device: torch.dev
     )
 
 
-def condition_labels(settings: SamplerSettings, pairs: Sequence[tuple[int, int]]) -> torch.Tensor | None:
-    """Class labels for the prior per image, from ``settings.condition`` (None = unconditional)."""
+def either_class(seed: int) -> int:
+    """0 (class a) or 1 (class b) for condition "either": a bit of a hash of the image's seed, so that an
+    image is reproduced alone from its seed and the choice does not follow the cycle of target pairs."""
+    return ((int(seed) * 2654435761) % 2**32) >> 31
+
+
+def condition_labels(
+    settings: SamplerSettings, pairs: Sequence[tuple[int, int]], seeds: Sequence[int] | None = None
+) -> torch.Tensor | None:
+    """Class labels for the prior per image, from ``settings.condition`` (None = unconditional);
+    ``seeds`` (one per image) decide condition "either"."""
     cond = settings.condition
     if cond is None:
         return None
+    if cond == "either":
+        if seeds is None or len(seeds) != len(pairs):
+            raise ValueError("condition 'either' needs one seed per image")
+        return torch.tensor([p[either_class(s)] for p, s in zip(pairs, seeds)], dtype=torch.long)
     if cond in ("a", "b"):
         return torch.tensor([p[0] if cond == "a" else p[1] for p in pairs], dtype=torch.long)
     if cond == "pair":
@@ -366,7 +379,7 @@ def sample_batch(
             resample=settings.resample,
             gamma=settings.gamma,
             grad=settings.grad,
-            class_labels=condition_labels(settings, pairs),
+            class_labels=condition_labels(settings, pairs, seeds),
             spacing=settings.spacing,
             step_size=settings.step_size,
             renoise_scale=settings.renoise,

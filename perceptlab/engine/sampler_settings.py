@@ -30,7 +30,7 @@ RENOISES = ("sqrt_beta", "beta")
 # Clamp of x0_hat: "straight_through" passes the gradient through clipped pixels; "clip" gives them
 # zero gradient, as the reference code's clip_sample does.
 CLAMPS = ("straight_through", "clip")
-CONDITIONS = (None, "a", "b", "pair", *"0123456789")
+CONDITIONS = (None, "a", "b", "either", "pair", *"0123456789")
 MAX_STEPS = 1000  # the prior's training steps
 MAX_SMOOTH = 4.0  # pixels: a wider blur of the guidance gradient would wash out a 28x28 stroke
 
@@ -41,23 +41,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     # boundary is decided in the last few steps: with evenly spaced steps the guided previews stay
     # one-sided until the end and the final jump (t = 49 -> 0 at 20 steps) throws most images off the
     # boundary (~35% pass); quadratic spacing spends the steps where the balance is set.
-    # Conditioning the prior on class a draws an a and guidance pushes it onto the boundary with b;
-    # conditioning halfway between the pair transferred as well but drew crossed scrawls for 2-8.
+    # The prior is conditioned on one class of the pair and guidance pushes the image onto the boundary
+    # with the other. In controversial mode on b: on a it drew knotted 2-8s (a 2 pushed toward 8), while
+    # an 8 pushed toward 2 stays a looped digit, and b also transferred as well at a higher yield. In
+    # uncertainty mode on a: b transferred worse to obs-resnet (1-7, 3-5). Conditioning halfway between
+    # the pair transferred well but drew crossed scrawls for 2-8.
     # Since issue #12 (second round), chosen by observer transfer and by eye over an ablation (README,
     # "Sampler presets"): one round per step with the gradient taken at x0_hat (no backpropagation
     # through the denoiser), the reference code's posterior step size (a small step near t = 0) at
-    # gamma 0.25 (uncertainty) or 0.2 (controversial), the prior conditioned on class a, cornet co-guiding in uncertainty mode; and a stricter
-    # filter: the other zoo classifiers must agree (2 of them in uncertainty mode, 3 in controversial
-    # mode; never the independent observers) and the image must pass the clean-stroke check (no
-    # detached specks, knots or blots, analysis/strokes).
+    # gamma 0.25 (uncertainty) or 0.2 (controversial), the prior conditioned on class a (uncertainty)
+    # or b (controversial), cornet co-guiding in uncertainty mode; and a stricter filter: the other zoo classifiers must agree (2 of
+    # them in uncertainty mode, 3 in controversial mode; never the independent observers) and the image
+    # must pass the clean-stroke check (no detached specks, knots or blots, analysis/strokes).
     # The judge filters but does not guide (as in the reference code's uncertainty loss): its gradient
     # cost a third of the sampling time and changed neither acceptance nor transfer for the better.
     "fast": {
-        "steps": 20, "resample": 1, "gamma": 0.2, "grad": "x0", "spacing": "quadratic", "condition": "a",
+        "steps": 20, "resample": 1, "gamma": 0.2, "grad": "x0", "spacing": "quadratic", "condition": "b",
         "step_size": "posterior", "judge_weight": 0.0,
         "filter": {"agree": 2, "strokes": True},
         "mode_overrides": {
-            "uncertainty": {"ensemble": ["cornet"], "gamma": 0.25},
+            "uncertainty": {"ensemble": ["cornet"], "gamma": 0.25, "condition": "a"},
             "controversial": {"filter": {"agree": 3}},
         },
     },
@@ -237,6 +240,7 @@ class SamplerSettings:
         _check(
             self.condition in CONDITIONS,
             f"unknown prior condition {self.condition!r}",
-            "use none, a, b (the image's own target class), pair (halfway between a and b) or a digit 0-9",
+            "use none, a, b (the image's own target class), either (a or b, by the image's seed), pair (halfway "
+            "between a and b) or a digit 0-9",
         )
         return self

@@ -275,7 +275,7 @@ def test_form_carries_pair_conditioning_co_guides_and_the_reference_loop(make_wi
     assert form.loop_label.text() == "this project's, with the reference code's step size"
     form.mode.setCurrentIndex(form.mode.findData("controversial"))  # the fast preset co-guides in uncertainty only
     s = form.settings()
-    assert s.ensemble == [] and s.condition == "a" and not form.ensemble.isEnabled() and s.preset == "fast"
+    assert s.ensemble == [] and s.condition == "b" and not form.ensemble.isEnabled() and s.preset == "fast"
     form.mode.setCurrentIndex(form.mode.findData("uncertainty"))
     form.apply_preset("reference")
     s = form.settings()

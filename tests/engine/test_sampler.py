@@ -220,7 +220,7 @@ def test_settings_json_round_trip_presets_and_validation():
     assert fast.preset == "fast" and fast.steps < 50 and fast.resample < 5 and fast.spacing == "quadratic"
     assert fast.condition == "a" and fast.ensemble == ["cornet"]
     controversial = SamplerSettings.from_preset(mode="controversial", classifier2="cornet")
-    assert controversial.ensemble == [] and controversial.condition == "a"
+    assert controversial.ensemble == [] and controversial.condition == "b"
     with pytest.raises(PerceptLabError, match="spacing"):
         SamplerSettings(spacing="cosine").validate()
     with pytest.raises(PerceptLabError, match="--classifier2"):
@@ -280,3 +280,17 @@ def test_free_steps_run_unguided_at_the_end(prior, guidance):
     assert torch.allclose(free_all.images, unguided.images, atol=1e-6)
     with pytest.raises(PerceptLabError, match="free steps"):
         SamplerSettings(steps=4, free_steps=4).validate()
+
+
+def test_condition_either_picks_a_or_b_by_the_images_seed():
+    from perceptlab.engine.sampler import either_class
+
+    pairs = [(4, 9), (3, 5), (1, 7), (2, 8)] * 16
+    seeds = list(range(64))
+    labels = condition_labels(SamplerSettings(condition="either"), pairs, seeds).tolist()
+    assert all(lab in p for lab, p in zip(labels, pairs))
+    assert labels == [p[either_class(s)] for p, s in zip(pairs, seeds)]  # image alone: the same class
+    for k in range(4):  # both classes of every pair occur, although the pairs cycle with the seeds
+        assert set(labels[k::4]) == set(pairs[k])
+    with pytest.raises(ValueError, match="one seed per image"):
+        condition_labels(SamplerSettings(condition="either"), pairs)

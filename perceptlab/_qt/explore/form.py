@@ -45,7 +45,8 @@ PRESET_LABELS = {
     "paper": "paper (ICML 2025)", "fast": "interactive (fast)", "draft": "draft",
     "reference": "reference code (public BAM loop)",
 }  # fmt: skip
-CONDITIONS = [("none (unconditional)", None), ("halfway between a and b", "pair"), ("class a", "a"), ("class b", "b")] + [
+CONDITIONS = [("none (unconditional)", None), ("halfway between a and b", "pair"), ("class a", "a"), ("class b", "b"),
+              ("a or b, by the image's seed", "either")] + [
     (f"digit {d}", str(d)) for d in range(10)
 ]
 _LOOP_DEFAULTS = {f: SamplerSettings.__dataclass_fields__[f].default for f in LOOP_FIELDS}
