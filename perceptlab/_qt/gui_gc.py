@@ -35,7 +35,13 @@ class _Collector(QObject):
 
     def check(self) -> int:
         """Collect the generations whose counts passed their thresholds (as the automatic collector
-        would); nothing while a screen holds collection off. Returns the generation collected or -1."""
+        would); nothing while a screen holds collection off. Returns the generation collected or -1.
+
+        Full collections follow CPython's own rule: the whole heap is scanned only when the objects
+        that reached the oldest generation since the last full scan exceed a quarter of those that
+        survived it. Survivors are frozen (``gc.freeze``) so that the collections in between scan the
+        new objects only: a full scan of a heap holding torch and Qt takes about a second, which the
+        window must not freeze for."""
         if _holders:
             return -1
         t0, t1, t2 = self.threshold
@@ -43,7 +49,12 @@ class _Collector(QObject):
         if c0 <= t0:
             return -1
         generation = 2 if (c1 > t1 and c2 > t2) else 1 if c1 > t1 else 0
-        gc.collect(generation)
+        if generation == 2 and len(gc.get_objects(generation=2)) > gc.get_freeze_count() / 4:
+            gc.unfreeze()
+            gc.collect(2)
+            gc.freeze()
+        else:
+            gc.collect(generation)  # generation 2 here scans only what is not frozen
         return generation
 
 
@@ -62,6 +73,7 @@ def install() -> bool:
 def _forget(*_args) -> None:
     global _collector
     _collector = None
+    gc.unfreeze()
     gc.enable()
 
 

@@ -46,3 +46,29 @@ def test_hold_defers_collection_until_release(qapp):
     gui_gc.release(owner)
     gui_gc.release(owner)  # idempotent
     assert gui_gc.collect_now() >= 0
+
+
+def test_full_collections_follow_cpythons_quarter_rule_and_still_free_cycles(qapp):
+    gui_gc.install()
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()  # as after a full collection: the survivors are frozen
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    keep = [_Cycle() for _ in range(1_000)]  # new long-lived objects, far fewer than a quarter of the heap
+    gc.collect(1)
+    where: list = []
+    obj = _Cycle()
+    weakref.finalize(obj, lambda: where.append("freed"))
+    del obj
+    while gui_gc.collect_now() != 2:  # until a generation-2 check comes up: a partial one, nothing unfrozen
+        for _ in range(800):
+            _Cycle()
+    assert where == ["freed"] and gc.get_freeze_count() == frozen
+    keep += [_Cycle() for _ in range(frozen)]  # now more than a quarter: the next one scans everything
+    gc.collect(1)
+    while gui_gc.collect_now() != 2:
+        for _ in range(800):
+            _Cycle()
+    assert gc.get_freeze_count() > frozen  # a real full scan, survivors frozen again
+    del keep
