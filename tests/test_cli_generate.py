@@ -236,6 +236,11 @@ def test_cli_modules_import_no_torch():
 def test_the_fast_preset_brings_its_filter_and_flags_override_it(env, capsys):
     argv = ["generate", "--classifier", "vgg", "--pairs", "3-5", *FAST]
     assert main([*argv, "--library", str(env / "fast")]) == 0
+    out = capsys.readouterr().out
+    assert "filter: paper thresholds, judge > 0.5, zoo agreement 2, clean strokes" in out
+    with StimulusLibrary.open(env / "fast") as opened:
+        rejects = [r for r in opened.records() if r.passed is False]
+    assert ("rejected by: " in out) == bool(rejects)
     assert main([*argv, "--library", str(env / "paper"), "--agree", "0", "--no-strokes"]) == 0
     assert main([*argv, "--library", str(env / "mine"), "--preset", "paper"]) == 0
     stored = {}

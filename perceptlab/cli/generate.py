@@ -203,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
             f"gamma {settings.gamma:g}, grad {settings.grad}; base seed {settings.seed}; "
             + (f"device {args.device} on every worker" if on_cluster else describe(device))
         )
+        print(f"filter: {filters.describe()}")
         if on_cluster:
             summary = _run_on_cluster(args, settings, targets, filters, registry, lib, args.device)
         else:
@@ -224,12 +225,24 @@ def run(args: argparse.Namespace) -> int:
             f"stored {len(summary.ids)} in {lib.path}"
         )
     _print_transfer(summary.records)
+    _print_rejections(summary.records)
     if summary.invalid:
         print(f"{summary.invalid} images diverged and were dropped (first: {summary.invalid_reasons[0]})")
     if summary.unfilled:
         hint = "; more --max-rounds or a larger --gamma may help" if args.regenerate_rejects else ""
         print(f"{summary.unfilled} of {summary.asked} asked stimuli have no accepted image{hint}")
     return 0
+
+
+def _print_rejections(records) -> None:
+    """How many stored rejects each part of the filter turned down (one image may fail several)."""
+    from collections import Counter  # noqa: PLC0415
+
+    from perceptlab.engine.filters import rejection_kinds  # noqa: PLC0415
+
+    counts = Counter(k for r in records if r.passed is False for k in rejection_kinds(r.reason))
+    if counts:
+        print("rejected by: " + ", ".join(f"{kind} {n}" for kind, n in counts.most_common()))
 
 
 def _print_transfer(records) -> None:

@@ -59,6 +59,16 @@ class FilterSettings:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
+    def describe(self) -> str:
+        """One line for logs: 'paper thresholds, judge > 0.5, zoo agreement 2, clean strokes'."""
+        parts = ["paper thresholds" if self.kind == "paper" else f"{self.percentile:g}th-percentile thresholds"]
+        parts.append("no judge check" if self.min_judge is None else f"judge > {self.min_judge:g}")
+        if self.agree:
+            parts.append(f"zoo agreement {self.agree}" + (f" of {', '.join(self.agree_with)}" if self.agree_with else ""))
+        if self.strokes:
+            parts.append("clean strokes")
+        return ", ".join(parts)
+
     def validate(self) -> FilterSettings:
         """Raise a PerceptLabError on a bad value; returns self."""
         if self.kind not in FILTER_KINDS:
@@ -112,6 +122,24 @@ def _agreement_reasons(
     if len(hits) >= settings.agree:
         return []
     return [f"{len(hits)} of {len(panel)} other zoo classifiers put {a}-{b} in their top two, fewer than {settings.agree}"]
+
+
+REJECTION_KINDS = {  # the part of the filter a reason comes from, by its wording (see the reason texts here)
+    "zoo agreement": ("other zoo classifiers",),
+    "stroke check": ("speck", "enclosed loops", "ink pixels", "px wide", "filled area"),
+    "judge": ("judge",),
+}
+
+
+def rejection_kinds(reason: str) -> list[str]:
+    """The parts of the filter that a verdict's reason names: "zoo agreement", "stroke check", "judge"
+    and "thresholds" (the guide's own probabilities), each at most once."""
+    kinds = []
+    for clause in filter(None, (c.strip() for c in reason.split(";"))):
+        kind = next((k for k, words in REJECTION_KINDS.items() if any(w in clause for w in words)), "thresholds")
+        if kind not in kinds:
+            kinds.append(kind)
+    return kinds
 
 
 @dataclass(frozen=True)

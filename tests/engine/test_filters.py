@@ -178,3 +178,16 @@ def test_stroke_check_reads_the_image_and_names_the_fault():
     rec = Stimulus(mode="uncertainty", class_a=3, class_b=5, classifier="vgg", probs={"vgg": on.tolist()}, judge=0.9)
     assert rejudge(rec, strokes, clean).passed and not rejudge(rec, strokes, specked).passed
     assert FilterSettings.from_dict(json.loads(json.dumps(strokes.to_dict()))) == strokes
+
+
+def test_rejection_kinds_and_description_name_the_parts_of_the_filter():
+    from perceptlab.engine.filters import rejection_kinds
+
+    reason = ("top-two classes are 3 and 8, not the pair 3-5; p(5)=0.20 <= 0.4; "
+              "1 of 4 other zoo classifiers put 3-5 in their top two, fewer than 2; 2 detached speck(s) of ink; "
+              "judge 0.30 <= 0.5")  # fmt: skip
+    assert rejection_kinds(reason) == ["thresholds", "zoo agreement", "stroke check", "judge"]
+    assert rejection_kinds("") == [] and rejection_kinds("vgg predicts 3, not 5") == ["thresholds"]
+    assert FilterSettings().describe() == "paper thresholds, judge > 0.5"
+    assert FilterSettings(agree=2, strokes=True, min_judge=None).describe() == (
+        "paper thresholds, no judge check, zoo agreement 2, clean strokes")
