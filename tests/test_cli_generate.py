@@ -255,3 +255,6 @@ def test_the_fast_preset_brings_its_filter_and_flags_override_it(env, capsys):
     assert main(["bench", "--arms", arms, "--batch-size", "2", "--pairs", "3-5", "--json", str(out_json)]) == 0
     rows = json.loads(out_json.read_text())["results"]
     assert [(r["agree"], r["strokes"]) for r in rows] == [(2, True), (0, False)]
+    for r in rows:  # every reject is counted under at least one part of the filter
+        assert sum(r["rejected_by"].values()) >= r["images"] - r["accepted"]
+    assert not {"zoo agreement", "stroke check"} & set(rows[1]["rejected_by"])  # both off in the second arm

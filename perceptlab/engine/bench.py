@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -29,7 +30,7 @@ import torch
 
 from perceptlab.analysis.transfer import summarize, top2_on_pair
 from perceptlab.data.library import StimulusLibrary
-from perceptlab.engine.filters import FilterSettings
+from perceptlab.engine.filters import FilterSettings, rejection_kinds
 from perceptlab.engine.generate import all_pairs, generate
 from perceptlab.engine.registry import Registry, default_registry
 from perceptlab.engine.sampler import PRESETS, SamplerSettings, preset_filter
@@ -200,6 +201,7 @@ def _row(arm: Arm, st: dict[str, Any], base: dict[str, Any], filters: FilterSett
         row["seconds_per_image"] = st.get("projected", 0.0)
         return row
     accepted = [r for r in st["records"] if r.passed]
+    rejected_by = Counter(k for r in st["records"] if r.passed is False for k in rejection_kinds(r.reason))
     transfer = summarize(accepted)
     guide_hits = [_guide_confirms(r) for r in accepted]
     confirmed = transfer.get(PRIMARY_OBSERVER, {}).get("confirmed")
@@ -217,6 +219,7 @@ def _row(arm: Arm, st: dict[str, Any], base: dict[str, Any], filters: FilterSett
         confirmed=confirmed,
         confirmed_per_cpu_minute=confirmed / cpu_min if confirmed is not None and cpu_min else None,
         top2_share_accepted=sum(guide_hits) / len(guide_hits) if guide_hits else None,
+        rejected_by=dict(rejected_by.most_common()),
     )
     return row
 
