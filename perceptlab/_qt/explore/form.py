@@ -525,11 +525,10 @@ class FilterForm(QGroupBox):
 
     def apply_preset(self, name: str, mode: str) -> None:
         """Show a preset's filter values (zoo agreement, stroke check) for ``mode``; thresholds stay."""
-        values = {**FilterSettings().to_dict(), **preset_filter(name, mode)}
+        preset = FilterSettings(**preset_filter(name, mode))
         current = self.filters()
-        if (current.agree, current.strokes) != (values["agree"], values["strokes"]):
-            self.set_filters(replace(current, agree=values["agree"], strokes=values["strokes"],
-                                     agree_with=list(values["agree_with"])))
+        if (current.agree, current.strokes, current.agree_with) != (preset.agree, preset.strokes, preset.agree_with):
+            self.set_filters(replace(current, agree=preset.agree, strokes=preset.strokes, agree_with=preset.agree_with))
 
     def set_filters(self, f: FilterSettings) -> None:
         widgets = (self.min_prob, self.min_conf, self.min_judge, self.top_two, self.use_judge, self.kind,
