@@ -8,8 +8,9 @@ At each inference step t and each of R resampling rounds (DESIGN §2):
 2. take the gradient of the guidance loss L(x0_hat) with respect to x_t (``grad="full"``, through the
    denoiser) or with respect to x0_hat scaled by 1/sqrt(ab_t) (``grad="x0"``, eps held constant: no
    backpropagation through the denoiser);
-3. optionally blur it (``smooth``, a Gaussian in pixels), then normalise it per image to norm sqrt(784) * sigma_t, sigma_t = sqrt(1 - ab_t) the noise level of
-   x_t, with an epsilon in the denominator;
+3. optionally blur it (``smooth``, a Gaussian in pixels), then normalise it per image to norm
+   sqrt(784) * sigma_t, sigma_t = sqrt(1 - ab_t) the noise level of x_t, with an epsilon in the
+   denominator;
 4. x_{t-1} = DDPM update (``DDPMScheduler.step`` with the clamped x0_hat) - gamma * that gradient;
 5. between rounds, push x_{t-1} back to x_t with fresh noise: x_t = sqrt(1 - beta_t) x_{t-1} +
    sqrt(beta_t) eps, beta_t = 1 - ab_t / ab_prev the beta of the strided step.
@@ -259,7 +260,8 @@ def guided_sample(
         free = k >= len(timesteps) - free_steps  # unguided: the denoiser alone cleans up
         rounds = 1 if free or (k == len(timesteps) - 1 and not final_rounds) else resample
         for r in range(rounds):
-            out = guided_gradient(prior, guidance, x, t, ab_t, "x0" if free else grad, class_labels, sigma, clamp, smooth)
+            step_grad = "x0" if free else grad  # a free step uses no gradient: skip the denoiser's backward pass
+            out = guided_gradient(prior, guidance, x, t, ab_t, step_grad, class_labels, sigma, clamp, smooth)
             with torch.no_grad():
                 prev = scheduler.step(out.eps, t, x, generator=gens).prev_sample
                 if not free:

@@ -46,13 +46,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # an 8 pushed toward 2 stays a looped digit, and b also transferred as well at a higher yield. In
     # uncertainty mode on a: b transferred worse to obs-resnet (1-7, 3-5). Conditioning halfway between
     # the pair transferred well but drew crossed scrawls for 2-8.
-    # Since issue #12 (second round), chosen by observer transfer and by eye over an ablation (README,
-    # "Sampler presets"): one round per step with the gradient taken at x0_hat (no backpropagation
-    # through the denoiser), the reference code's posterior step size (a small step near t = 0) at
-    # gamma 0.25 (uncertainty) or 0.2 (controversial), the prior conditioned on class a (uncertainty)
-    # or b (controversial), cornet co-guiding in uncertainty mode; and a stricter filter: the other zoo classifiers must agree (2 of
-    # them in uncertainty mode, 3 in controversial mode; never the independent observers) and the image
-    # must pass the clean-stroke check (no detached specks, knots or blots, analysis/strokes).
+    # Since issue #12 (third round), chosen by observer transfer and by eye over an ablation (README,
+    # "Clean-stroke check and the new default"): one round per step with the gradient taken at x0_hat
+    # (no backpropagation through the denoiser), the reference code's posterior step size (a small
+    # step near t = 0) at gamma 0.25 (uncertainty) or 0.2 (controversial), cornet co-guiding in
+    # uncertainty mode; and a stricter filter: the other zoo classifiers must agree (2 of them in
+    # uncertainty mode, 3 in controversial mode; never the independent observers) and the image must
+    # pass the clean-stroke check (no detached specks, knots or blots, analysis/strokes).
     # The judge filters but does not guide (as in the reference code's uncertainty loss): its gradient
     # cost a third of the sampling time and changed neither acceptance nor transfer for the better.
     "fast": {

@@ -28,8 +28,9 @@ def sampler_tips(form) -> dict:
                            "judge's digit-likeness (paper 1): keeps images digit-like; 0 turns it off, "
                            "higher trades boundary for legibility",
         form.condition: "condition the diffusion prior on a class (classifier-free), halfway between the pair "
-                        "(the mean of the two class embeddings), on class a or b (the fast preset: a in uncertainty, b in controversial mode), on either by each "
-                        "image's seed, or not (paper: unconditional)",
+                        "(the mean of the two class embeddings), on class a or b (the fast preset: a in "
+                        "uncertainty, b in controversial mode), on either by each image's seed, or not "
+                        "(paper: unconditional)",
         form.per_pair: "how many images to make for each target pair",
         form.batch_size: "images sampled together: larger batches are faster per image and use more memory",
         form.seed: "random seed of the first batch (random: a new one each run); the same seed and "
