@@ -23,7 +23,6 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from perceptlab.data.catch import CATCH_SOURCE, pick_catch_digits
 from perceptlab.errors import PerceptLabError
 
@@ -117,8 +116,7 @@ def response_keys(classes: list[str]) -> list[str | None]:
 def write_catch_trials(out: Path, n: int, seed: int, classes: list[str]) -> list[dict]:
     """Write ``n`` real MNIST digits (the built-in subset's hold-out digits, balanced over the classes
     in a seeded order) as 28x28 PNGs in ``out/catch/`` plus ``out/catch.csv``; their timeline entries."""
-    from PIL import Image  # noqa: PLC0415
-
+    from perceptlab.data.images import write_png  # noqa: PLC0415
     from perceptlab.data.library import csv_text  # noqa: PLC0415
 
     digits = pick_catch_digits(n, classes, seed)
@@ -129,7 +127,7 @@ def write_catch_trials(out: Path, n: int, seed: int, classes: list[str]) -> list
     for k, (index, label, pixels) in enumerate(digits):
         cid = f"catch{k + 1:04d}"
         rel = f"{CATCH_DIR}/{cid}.png"
-        Image.fromarray(pixels, mode="L").save(out / rel)
+        write_png(out / rel, pixels)
         entries.append({"stimulus": rel, "stimulus_id": cid, "class_a": None, "class_b": None, "mode": "catch",
                         "is_catch": True, "true_label": label})
         rows.append([cid, rel, label, index, CATCH_SOURCE])
