@@ -104,7 +104,7 @@ def export_mixup_jspsych(
     if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise PerceptLabError(f"{out} is not empty and is not a previous mixup export (no {MARKER})",
                               "pick a new or empty folder")
-    images = sorted({p for t in design.trials for p in ([t.image] if t.image else []) + list(t.options.get("images") or [])})
+    images = _design_images(design)
     for rel in images:
         why = image_problem(design_path.parent / rel)
         if why:
@@ -124,6 +124,11 @@ def export_mixup_jspsych(
     return out / "index.html"
 
 
+def _design_images(design: Design) -> list[str]:
+    """Every image a design shows (trial images and pick options), relative to its folder, once each."""
+    return sorted({p for t in design.trials for p in ([t.image] if t.image else []) + list(t.options.get("images") or [])})
+
+
 def _remove_previous_images(out: Path) -> None:
     """A re-export into a previous mixup export's folder first removes the images that export listed
     (its ``design.json``), so that no stale image of another design stays beside the new ones."""
@@ -136,12 +141,11 @@ def _remove_previous_images(out: Path) -> None:
         return  # not readable: leave its files alone rather than guess
     root = out.resolve()
     folders = set()
-    for t in previous.trials:
-        for rel in ([t.image] if t.image else []) + list(t.options.get("images") or []):
-            path = (out / rel).resolve()
-            if root in path.parents and path.is_file():
-                path.unlink()
-                folders.add(path.parent)
+    for rel in _design_images(previous):
+        path = (out / rel).resolve()
+        if root in path.parents and path.is_file():
+            path.unlink()
+            folders.add(path.parent)
     for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
         while folder != root and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
