@@ -5,6 +5,7 @@
 //     screens that end on the display frame nearest their intended end, and what the frames showed;
 //   perceptlabKeyAnswers(jsPsych, keys, group), perceptlabButtonHtml(keys)  number keys for class buttons;
 //   perceptlabOpening(C, images, instructions), perceptlabClosing(C, timeline), perceptlabFixation(jsPsych, ms),
+//     perceptlabLockedScreen(jsPsych, name, ms, screen) (a frame-locked screen that takes no response),
 //     perceptlabImageOn(selector, ms), perceptlabChoiceScreenOn(jsPsych, keys, stamp), perceptlabMeasured(d, fx, st, off)
 //     the trial pieces every export's timeline is built from;
 //   PerceptLabSave.init({config, subject})  a session: its rows go to localStorage (recover.html lists
